@@ -1,0 +1,1 @@
+"""Alerts: rules over circle levels, the alert lifecycle, notification delivery."""

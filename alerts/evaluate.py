@@ -1,0 +1,97 @@
+"""Rule evaluation: stored levels in, alert changes and queued notifications out.
+
+`evaluate_once` runs in one transaction under an advisory lock, so two
+dispatchers never evaluate at once: it reads the latest circle levels and the
+open alerts, steps each through `alerts.model.step`, writes the changes, and
+queues one notification per receiver for every page (the outbox). Either all
+of that commits or none of it does, so a page is never lost between
+"the alert fired" and "someone must be told".
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from psycopg.types.json import Jsonb
+from psycopg_pool import AsyncConnectionPool
+
+from alerts.model import Alert, Event, Policy, step
+from alerts.notify.webhook import alertmanager_payload
+from alerts.rules import shortage
+from schema.db import QUERIES, transaction
+
+
+@dataclass(frozen=True, slots=True)
+class Page:
+    alert: Alert
+    event: Event
+
+
+async def evaluate_once(
+    pool: AsyncConnectionPool, now: datetime, policy: Policy, hysteresis: float, receivers: Sequence[str]
+) -> list[Page]:
+    """Evaluate the shortage rule over all latest levels; return the pages queued."""
+    pages: list[Page] = []
+    async with transaction(pool) as conn, conn.cursor() as cur:
+        await cur.execute(QUERIES["evaluation_lock"])
+        await cur.execute(QUERIES["levels_for_rules"])
+        levels = await cur.fetchall()
+        await cur.execute(QUERIES["open_alerts"], {"rule": shortage.RULE})
+        open_alerts = {r["fingerprint"]: _alert(r) for r in await cur.fetchall()}
+        for row in levels:
+            verdict = shortage.evaluate(
+                shortage.LevelView(
+                    circle_id=row["circle_id"], circle_name=row["circle_name"], necessity=row["necessity"],
+                    necessity_name=row["necessity_name"], unit=row["unit"], days_of_supply=row["days_of_supply"],
+                    stock=row["stock"], daily_demand=row["daily_demand"], coverage=row["coverage"],
+                    status=row["status"], shortage_days=row["shortage_days"], critical_days=row["critical_days"],
+                ),
+                hysteresis,
+            )
+            before = open_alerts.get(verdict.fingerprint)
+            after, event = step(before, verdict, shortage.RULE, now, policy)
+            if after is None or after == before:
+                continue
+            if after.id is None:
+                await cur.execute(QUERIES["insert_alert"], _params(after))
+                created = await cur.fetchone()
+                assert created is not None
+                after = _with_id(after, int(created["id"]))
+            else:
+                await cur.execute(QUERIES["update_alert"], _params(after))
+            if event is not None:
+                pages.append(Page(after, event))
+                for receiver in receivers:
+                    await cur.execute(
+                        QUERIES["insert_notification"],
+                        {"alert_id": after.id, "receiver": receiver, "status": event.value,
+                         "payload": Jsonb(alertmanager_payload(after, event, receiver))},
+                    )
+    return pages
+
+
+def _alert(r: dict[str, object]) -> Alert:
+    return Alert(
+        id=int(r["id"]),  # type: ignore[call-overload]
+        fingerprint=str(r["fingerprint"]), rule=str(r["rule"]), severity=str(r["severity"]), state=str(r["state"]),
+        labels=r["labels"], annotations=r["annotations"],  # type: ignore[arg-type]
+        pending_since=r["pending_since"], starts_at=r["starts_at"], clearing_since=r["clearing_since"],  # type: ignore[arg-type]
+        circle_id=r["circle_id"], necessity=r["necessity"],  # type: ignore[arg-type]
+    )
+
+
+def _with_id(alert: Alert, id_: int) -> Alert:
+    from dataclasses import replace
+
+    return replace(alert, id=id_)
+
+
+def _params(a: Alert) -> dict[str, object]:
+    return {
+        "id": a.id, "fingerprint": a.fingerprint, "rule": a.rule, "circle_id": a.circle_id,
+        "necessity": a.necessity, "severity": a.severity, "state": a.state, "labels": Jsonb(a.labels),
+        "annotations": Jsonb(a.annotations), "pending_since": a.pending_since, "starts_at": a.starts_at,
+        "ends_at": a.ends_at, "clearing_since": a.clearing_since,
+    }

@@ -1,0 +1,58 @@
+"""The alert dispatcher: the one place its stages are composed.
+
+    stored levels -> evaluate (rules + lifecycle, outbox) -> deliver (notifiers, retry)
+
+`run` loops until cancelled: evaluate every `eval_interval_s`, deliver
+whatever is due every second. A failing stage logs and retries on the next
+tick; it never stops the other.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from datetime import UTC, datetime
+
+import httpx
+
+from alerts.dispatch import deliver_due
+from alerts.evaluate import evaluate_once
+from alerts.model import Policy
+from alerts.notify import Notifier
+from alerts.notify.webhook import WebhookNotifier
+from baogong.settings import Settings
+from schema.db import DatabaseError, make_pool
+
+log = logging.getLogger(__name__)
+
+
+async def run(settings: Settings) -> None:
+    policy = Policy(for_s=settings.alert_for_s, clear_for_s=settings.alert_clear_for_s)
+    pool = make_pool(settings.database_url.get_secret_value(), max_size=2)
+    await pool.open(wait=True, timeout=60)
+    async with httpx.AsyncClient(timeout=settings.notify_timeout_s) as client:
+        notifiers: dict[str, Notifier] = {}
+        for url in settings.webhook_urls:
+            n = WebhookNotifier(url, client)
+            notifiers[n.name] = n
+        log.info("alert dispatcher: receivers %s", ", ".join(notifiers) or "(none configured)")
+        next_eval = 0.0
+        try:
+            while True:
+                if time.monotonic() >= next_eval:
+                    next_eval = time.monotonic() + settings.eval_interval_s
+                    try:
+                        for page in await evaluate_once(pool, datetime.now(UTC), policy, settings.hysteresis,
+                                                        list(notifiers)):
+                            log.info("%s %s %s", page.event.value.upper(), page.alert.fingerprint,
+                                     page.alert.annotations.get("summary", ""))
+                    except DatabaseError as exc:
+                        log.warning("evaluation skipped: %s", exc)
+                try:
+                    await deliver_due(pool, notifiers)
+                except DatabaseError as exc:
+                    log.warning("delivery skipped: %s", exc)
+                await asyncio.sleep(1.0)
+        finally:
+            await pool.close()

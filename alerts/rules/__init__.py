@@ -1,0 +1,1 @@
+"""Alert rules: each turns a stored level into a `Verdict` (pure)."""

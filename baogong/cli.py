@@ -1,0 +1,159 @@
+"""`baogong`: the one command for everything a person runs by hand.
+
+    baogong services up|down|status   local Kafka and PostgreSQL (no Docker needed)
+    baogong migrate                   apply schema migrations (idempotent)
+    baogong seed demo                 the synthetic demo city, with demo supplier keys
+    baogong api                       the supplier HTTP API
+    baogong worker                    the Faust stream worker
+    baogong alerts run                the alert dispatcher (rules, lifecycle, notifiers)
+    baogong alerts list               recent alerts
+    baogong demo                      all of the above plus a simulator, live in the terminal
+
+Settings come from BAOGONG_* environment variables (see README); errors say
+what to do next and exit non-zero.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+from collections.abc import Callable, Sequence
+
+from baogong.settings import Settings
+
+
+def _services(settings: Settings, args: argparse.Namespace) -> int:
+    from baogong import services
+
+    if args.action == "up":
+        services.up(settings)
+    elif args.action == "down":
+        services.down(settings)
+    else:
+        for name, state in services.status(settings).items():
+            print(f"{name:10} {state}")
+    return 0
+
+
+def _migrate(settings: Settings, args: argparse.Namespace) -> int:
+    from schema.migrate import migrate
+
+    applied = migrate(settings.database_url.get_secret_value(),
+                      on_apply=lambda m: print(f"applied {m.version:04d}_{m.name}"))
+    print(f"database is up to date ({len(applied)} migration(s) applied now)")
+    return 0
+
+
+def _seed(settings: Settings, args: argparse.Namespace) -> int:
+    from schema.seed import seed_demo
+
+    result = seed_demo(settings.database_url.get_secret_value(), seed=args.seed)
+    print("SYNTHETIC demo city sized from Suihua's Beilin pilot figures (not real outlets).")
+    for table, count in result.counts.items():
+        print(f"  {table:18} {count:>6}")
+    print("Demo supplier keys (for the demo city only):")
+    for supplier_id, name, key in result.keys:
+        print(f"  {supplier_id:24} {key}  {name}")
+    return 0
+
+
+def _api(settings: Settings, args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from ingest.http import create_app
+
+    uvicorn.run(create_app(settings), host=settings.api_host, port=settings.api_port, log_level="info",
+                access_log=False)
+    return 0
+
+
+def _worker(settings: Settings, args: argparse.Namespace) -> int:
+    import faust
+
+    from streams.app import create_app
+
+    app = create_app(settings)
+    worker = faust.Worker(app, loglevel=args.loglevel, quiet=True)
+    worker.execute_from_commandline()
+    return 0
+
+
+def _alerts(settings: Settings, args: argparse.Namespace) -> int:
+    if args.action == "run":
+        from alerts.pipeline import run
+
+        try:
+            asyncio.run(run(settings))
+        except KeyboardInterrupt:
+            pass
+        return 0
+    from schema.db import QUERIES, connect
+
+    with connect(settings.database_url.get_secret_value()) as conn:
+        rows = conn.execute(QUERIES["alerts_list"], {"limit": args.limit}).fetchall()
+    for r in rows:
+        print(f"{r['id']:>5} {r['state']:9} {r['severity']:9} {r['circle_id'] or '':5} {r['necessity'] or '':18} "
+              f"since {r['starts_at'] or r['pending_since']:%Y-%m-%d %H:%M:%S}")
+    return 0
+
+
+def _demo(settings: Settings, args: argparse.Namespace) -> int:
+    from baogong.demo.run import run_demo
+
+    return run_demo(settings, duration_s=args.duration)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="baogong", description="Baogong (保供) emergency supply assurance")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("services", help="local Kafka and PostgreSQL")
+    p.add_argument("action", choices=["up", "down", "status"])
+    p.set_defaults(func=_services)
+
+    sub.add_parser("migrate", help="apply schema migrations").set_defaults(func=_migrate)
+
+    p = sub.add_parser("seed", help="load reference data")
+    p.add_argument("what", choices=["demo"])
+    p.add_argument("--seed", type=int, default=2024)
+    p.set_defaults(func=_seed)
+
+    sub.add_parser("api", help="run the supplier HTTP API").set_defaults(func=_api)
+
+    p = sub.add_parser("worker", help="run the Faust stream worker")
+    p.add_argument("--loglevel", default="info")
+    p.set_defaults(func=_worker)
+
+    p = sub.add_parser("alerts", help="alert dispatcher and alert listing")
+    p.add_argument("action", choices=["run", "list"])
+    p.add_argument("--limit", type=int, default=20)
+    p.set_defaults(func=_alerts)
+
+    p = sub.add_parser("demo", help="run everything on the demo city, live")
+    p.add_argument("--duration", type=float, default=None, help="stop after this many seconds")
+    p.set_defaults(func=_demo)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    settings = Settings.from_env()
+    func: Callable[[Settings, argparse.Namespace], int] = args.func
+    try:
+        return func(settings, args)
+    except KeyboardInterrupt:
+        return 130
+    except Exception as exc:  # the last line of defence: one clear line, not a traceback
+        from schema.db import DatabaseError
+
+        if isinstance(exc, DatabaseError):
+            print(f"baogong: {exc}", file=sys.stderr)
+            return 2
+        raise
+
+
+if __name__ == "__main__":
+    sys.exit(main())

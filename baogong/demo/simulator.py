@@ -1,0 +1,83 @@
+"""Realistic stock reports for the demo city, and one scripted rice shortage (pure).
+
+Each outlet of a business type that carries necessities reports all of them
+at once. Stock is sized so every circle holds `normal_days` of supply of each
+necessity (varying a little by circle and outlet), and drifts a few percent
+between reports. Vegetable markets report mass in 斤 (jin), as stall keepers
+do; everyone else in kg/L/pieces.
+
+The scenario: from `short_from_s` to `short_until_s` after the start, every
+outlet serving `circle_id` holds only `short_fraction` of its usual
+`necessity`, which takes the circle well below its shortage threshold; then
+deliveries arrive and stock returns to normal.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from schema.catalogue import CARRIES, NECESSITY_BY_CODE
+from schema.demo_city import DemoCity
+
+MASS_IN_JIN = {"vegetable_market"}
+
+
+@dataclass(frozen=True, slots=True)
+class Scenario:
+    circle_id: str = "C03"
+    necessity: str = "rice"
+    short_fraction: float = 0.15
+    short_from_s: float = 15.0
+    short_until_s: float = 60.0
+
+    def factor(self, elapsed_s: float, outlet_circles: tuple[str, ...], necessity: str) -> float:
+        if necessity == self.necessity and self.circle_id in outlet_circles:
+            if self.short_from_s <= elapsed_s < self.short_until_s:
+                return self.short_fraction
+        return 1.0
+
+
+class Simulator:
+    def __init__(self, city: DemoCity, scenario: Scenario, seed: int = 7, normal_days: float = 10.0) -> None:
+        self.city = city
+        self.scenario = scenario
+        self._rng = random.Random(seed)
+        population = {c.id: 0 for c in city.circles}
+        for community in city.communities:
+            population[community.circle_id] += community.population
+        carriers: dict[tuple[str, str], int] = defaultdict(int)
+        self.outlets = [o for o in city.outlets if o.business_type in CARRIES]
+        for o in self.outlets:
+            for n in CARRIES[o.business_type]:
+                carriers[(o.circle_ids[0], n)] += 1
+        circle_days = {c.id: normal_days * (0.85 + 0.3 * self._rng.random()) for c in city.circles}
+        # Each outlet's usual stock: its home circle's days of supply shared among the circle's carriers.
+        self.base: dict[tuple[str, str], float] = {}
+        for o in self.outlets:
+            home = o.circle_ids[0]
+            for n in CARRIES[o.business_type]:
+                need = population[home] * NECESSITY_BY_CODE[n].per_capita_daily * circle_days[home]
+                self.base[(o.id, n)] = need / carriers[(home, n)] * (0.7 + 0.6 * self._rng.random())
+
+    def records(self, elapsed_s: float, now: datetime) -> dict[str, list[dict[str, Any]]]:
+        """One full round of reports at `now`, as API records grouped by supplier."""
+        stamp = now.isoformat(timespec="seconds")
+        drift = 1.0 + 0.03 * math.sin(elapsed_s / 60.0)
+        out: dict[str, list[dict[str, Any]]] = defaultdict(list)
+        for o in self.outlets:
+            for n in CARRIES[o.business_type]:
+                unit = NECESSITY_BY_CODE[n].unit
+                qty = self.base[(o.id, n)] * drift * self.scenario.factor(elapsed_s, o.circle_ids, n)
+                qty *= 0.98 + 0.04 * self._rng.random()
+                if unit == "kg" and o.business_type in MASS_IN_JIN:
+                    unit, qty = "斤", qty * 2
+                out[o.supplier_id].append(
+                    {"outlet_id": o.id, "necessity": n, "quantity": round(qty, 1), "unit": unit,
+                     "reported_at": stamp, "sold_24h": round(qty / 10, 1)}
+                )
+        return out

@@ -1,0 +1,91 @@
+"""The one settings object, read from the environment once at each entry point.
+
+Explicit argument beats environment beats default. Every process (API, stream
+worker, alert dispatcher, CLI) builds one `Settings` with `Settings.from_env()`
+and passes values down; nothing else in Baogong reads `os.environ`.
+
+Secrets are `SecretStr`: their repr is `'**********'`, so printing or logging a
+`Settings` never leaks them.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
+
+ENV_PREFIX = "BAOGONG_"
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+class Settings(BaseModel):
+    """Everything a Baogong process needs to find its services and tune itself."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    kafka_bootstrap: str = Field("127.0.0.1:19092", description="Kafka bootstrap servers, host:port[,host:port]")
+    database_url: SecretStr = Field(
+        SecretStr("postgresql://baogong@127.0.0.1:54329/baogong"),
+        description="libpq URL of the PostgreSQL/TimescaleDB database",
+    )
+    topic_prefix: str = Field("", description="prefix for every topic name (tenancy, test isolation)")
+    state_dir: Path = Field(REPO_ROOT / ".baogong", description="where local services keep data, logs and pids")
+    local_kafka: str = Field("auto", description="local broker for `baogong services up`: apache, tansu or auto")
+
+    api_host: str = "127.0.0.1"
+    api_port: int = 8088
+    max_request_bytes: int = Field(10 * 1024 * 1024, description="HTTP bodies above this get 413")
+    clock_skew_s: float = Field(300.0, description="how far in the future a reported_at may be")
+    retention_days: int = Field(35, description="reports older than this are rejected")
+
+    worker_id: str = Field("baogong-streams", description="Faust app id = Kafka consumer group")
+    worker_port: int = Field(6066, description="Faust web port of the stream worker")
+    partitions: int = Field(4, description="partitions of the supply topics (workers <= partitions)")
+    level_interval_s: float = Field(5.0, description="seconds between circle-level computations")
+    sink_batch_size: int = Field(500, description="reports per database write")
+    sink_max_wait_s: float = Field(0.5, description="longest a report waits in the write buffer")
+
+    eval_interval_s: float = Field(5.0, description="seconds between alert rule evaluations")
+    alert_for_s: float = Field(60.0, description="a condition must hold this long before it fires")
+    alert_clear_for_s: float = Field(60.0, description="recovery must hold this long before it resolves")
+    hysteresis: float = Field(0.2, description="resolve only above threshold * (1 + hysteresis)")
+    webhook_urls: tuple[str, ...] = Field((), description="Alertmanager-format webhook receivers")
+    notify_timeout_s: float = 10.0
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None, **explicit: Any) -> Settings:
+        """Build settings from `BAOGONG_*` variables, with `explicit` values winning.
+
+        Raises pydantic.ValidationError naming the variable when a value is bad.
+        """
+        source = os.environ if env is None else env
+        values: dict[str, Any] = {}
+        for name, field in cls.model_fields.items():
+            raw = source.get(ENV_PREFIX + name.upper())
+            if raw is None:
+                continue
+            if field.annotation in ("tuple[str, ...]",) or name == "webhook_urls":
+                values[name] = tuple(u.strip() for u in raw.split(",") if u.strip())
+            else:
+                values[name] = raw
+        values.update(explicit)
+        return cls.model_validate(values)
+
+    def topic(self, name: str) -> str:
+        """The full name of topic `name` under this deployment's prefix."""
+        return f"{self.topic_prefix}{name}"
+
+    def env(self) -> dict[str, str]:
+        """These settings as `BAOGONG_*` variables, for child processes (secrets included)."""
+        out: dict[str, str] = {}
+        for name in type(self).model_fields:
+            value = getattr(self, name)
+            if isinstance(value, SecretStr):
+                value = value.get_secret_value()
+            elif isinstance(value, tuple):
+                value = ",".join(value)
+            out[ENV_PREFIX + name.upper()] = str(value)
+        return out

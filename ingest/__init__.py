@@ -1,0 +1,1 @@
+"""Ingest: supplier feeds in, validated outlet reports out to Kafka, rejects to dead-letter."""

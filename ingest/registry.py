@@ -1,0 +1,69 @@
+"""A cached view of what validation needs from the database: outlet owners and catalogue units.
+
+`Registry.context` returns a validation `Context`. The cache refreshes every
+`ttl_s` seconds, and at most every `miss_refresh_s` seconds when a record names
+an outlet it does not know (a newly registered outlet is accepted within
+seconds). A refresh that fails keeps the old view and raises nothing: ingest
+keeps running on the last known registry.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Iterable
+from datetime import UTC, datetime, timedelta
+
+from psycopg_pool import AsyncConnectionPool
+
+from ingest.contract import Context
+from schema.db import QUERIES, DatabaseError, transaction
+
+log = logging.getLogger(__name__)
+
+
+class Registry:
+    def __init__(
+        self,
+        pool: AsyncConnectionPool,
+        *,
+        clock_skew: timedelta,
+        retention: timedelta,
+        ttl_s: float = 60.0,
+        miss_refresh_s: float = 5.0,
+    ) -> None:
+        self._pool = pool
+        self._clock_skew = clock_skew
+        self._retention = retention
+        self._ttl_s = ttl_s
+        self._miss_refresh_s = miss_refresh_s
+        self._owners: dict[str, str] = {}
+        self._units: dict[str, str] = {}
+        self._loaded_at = float("-inf")
+        self._lock = asyncio.Lock()
+
+    async def refresh(self) -> None:
+        async with self._lock:
+            try:
+                async with transaction(self._pool) as conn:
+                    owners = {r["id"]: r["supplier_id"] for r in await (await conn.execute(QUERIES["outlet_owners"])).fetchall()}
+                    units = {r["code"]: r["unit"] for r in await (await conn.execute(QUERIES["necessity_units"])).fetchall()}
+            except DatabaseError as exc:
+                log.warning("registry refresh failed, keeping the last view: %s", exc)
+                return
+            self._owners, self._units = owners, units
+            self._loaded_at = time.monotonic()
+
+    async def context(self, outlet_ids: Iterable[str] = ()) -> Context:
+        """A validation context; refreshes first when stale or when it misses one of `outlet_ids`."""
+        age = time.monotonic() - self._loaded_at
+        if age > self._ttl_s or (age > self._miss_refresh_s and any(o not in self._owners for o in outlet_ids)):
+            await self.refresh()
+        return Context(
+            units=self._units,
+            outlet_owner=self._owners,
+            now=datetime.now(UTC),
+            clock_skew=self._clock_skew,
+            retention=self._retention,
+        )

@@ -1,0 +1,1 @@
+"""The database: migrations, named queries, the connection pool, reference data."""

@@ -1,0 +1,92 @@
+"""Connections, named queries and driver-error translation: the only module that talks psycopg.
+
+Every SQL statement Baogong runs lives in `schema/queries.sql` as a named
+block (`-- name: upsert_outlet_stock`); code refers to it as `QUERIES["..."]`.
+Driver errors are translated here into `DatabaseError` subclasses that keep
+the constraint name and say what the caller should do.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
+from pathlib import Path
+
+import psycopg
+from psycopg import sql
+from psycopg.rows import dict_row
+from psycopg_pool import AsyncConnectionPool
+
+SCHEMA_DIR = Path(__file__).resolve().parent
+_NAME = re.compile(r"^--\s*name:\s*(\w+)\s*$", re.MULTILINE)
+
+
+class DatabaseError(Exception):
+    """Root of Baogong's database errors."""
+
+
+class DatabaseUnavailable(DatabaseError):
+    """The database cannot be reached. Retry with back-off; check BAOGONG_DATABASE_URL."""
+
+
+class ConstraintViolation(DatabaseError):
+    """A write broke a constraint; `constraint` names it. Do not retry the same write."""
+
+    def __init__(self, message: str, constraint: str | None) -> None:
+        super().__init__(message)
+        self.constraint = constraint
+
+
+def load_queries(path: Path = SCHEMA_DIR / "queries.sql") -> dict[str, sql.SQL]:
+    """Parse `-- name: x` blocks of a .sql file into composable statements."""
+    text = path.read_text(encoding="utf-8")
+    parts = _NAME.split(text)
+    queries: dict[str, sql.SQL] = {}
+    for name, body in zip(parts[1::2], parts[2::2], strict=True):
+        if name in queries:
+            raise ValueError(f"{path}: query {name!r} defined twice")
+        queries[name] = sql.SQL(body.strip().rstrip(";"))  # type: ignore[arg-type]
+    return queries
+
+
+QUERIES = load_queries()
+
+
+def translate(exc: psycopg.Error) -> DatabaseError:
+    """Map a psycopg error to the Baogong error that tells the caller what to do next."""
+    if isinstance(exc, psycopg.OperationalError):
+        return DatabaseUnavailable(f"database unavailable: {exc}. Is it running? `baogong services up` starts a local one.")
+    if isinstance(exc, psycopg.IntegrityError):
+        constraint = exc.diag.constraint_name if exc.diag else None
+        return ConstraintViolation(f"constraint {constraint} violated: {exc.diag.message_primary}", constraint)
+    return DatabaseError(str(exc))
+
+
+@contextmanager
+def connect(url: str, *, autocommit: bool = False) -> Iterator[psycopg.Connection[dict[str, object]]]:
+    """A blocking connection for CLI commands and tests; commits on success."""
+    try:
+        conn = psycopg.connect(url, autocommit=autocommit, row_factory=dict_row)
+    except psycopg.Error as exc:
+        raise translate(exc) from exc
+    try:
+        with conn:
+            yield conn
+    except psycopg.Error as exc:
+        raise translate(exc) from exc
+
+
+def make_pool(url: str, *, min_size: int = 1, max_size: int = 4) -> AsyncConnectionPool:
+    """An async pool for long-running processes; open it with `await pool.open()`."""
+    return AsyncConnectionPool(url, min_size=min_size, max_size=max_size, open=False, kwargs={"row_factory": dict_row})
+
+
+@asynccontextmanager
+async def transaction(pool: AsyncConnectionPool) -> AsyncIterator[psycopg.AsyncConnection[dict[str, object]]]:
+    """One transaction from the pool; commits on success, rolls back and translates on error."""
+    try:
+        async with pool.connection() as conn, conn.transaction():
+            yield conn
+    except psycopg.Error as exc:
+        raise translate(exc) from exc

@@ -1,0 +1,159 @@
+-- Every named statement Baogong runs (loaded by schema/db.py).
+
+-- ---------------------------------------------------------------- ingest
+
+-- name: api_key_lookup
+SELECT supplier_id, key_hash, revoked_at FROM api_keys WHERE prefix = %(prefix)s;
+
+-- name: outlet_owners
+SELECT id, supplier_id FROM outlets WHERE active;
+
+-- name: necessity_units
+SELECT code, unit FROM necessities;
+
+-- ---------------------------------------------------------------- streams: sink
+
+-- name: create_report_staging
+CREATE TEMP TABLE IF NOT EXISTS report_staging (
+    reported_at timestamptz, outlet_id text, necessity text, quantity double precision,
+    sold_24h double precision, supplier_id text, message_id text, received_at timestamptz
+) ON COMMIT DELETE ROWS;
+
+-- name: copy_report_staging
+COPY report_staging (reported_at, outlet_id, necessity, quantity, sold_24h, supplier_id, message_id, received_at)
+FROM STDIN;
+
+-- name: insert_reports_from_staging
+INSERT INTO outlet_reports (reported_at, outlet_id, necessity, quantity, sold_24h, supplier_id, message_id, received_at)
+SELECT reported_at, outlet_id, necessity, quantity, sold_24h, supplier_id, message_id, received_at
+FROM report_staging
+ON CONFLICT (outlet_id, necessity, reported_at) DO NOTHING;
+
+-- A newer reported_at wins; a late, older report never overwrites a newer level.
+-- name: upsert_stock_from_staging
+INSERT INTO outlet_stock (outlet_id, necessity, quantity, sold_24h, reported_at, updated_at)
+SELECT DISTINCT ON (outlet_id, necessity) outlet_id, necessity, quantity, sold_24h, reported_at, now()
+FROM report_staging
+ORDER BY outlet_id, necessity, reported_at DESC
+ON CONFLICT (outlet_id, necessity) DO UPDATE
+SET quantity = EXCLUDED.quantity, sold_24h = EXCLUDED.sold_24h,
+    reported_at = EXCLUDED.reported_at, updated_at = EXCLUDED.updated_at
+WHERE outlet_stock.reported_at < EXCLUDED.reported_at;
+
+-- ---------------------------------------------------------------- streams: circle levels
+
+-- Per circle and necessity: population, expected outlets, fresh expected
+-- outlets and summed latest stock of active outlets, as of %(now)s.
+-- name: circle_inputs
+WITH population AS (
+    SELECT circle_id, sum(population)::bigint AS population FROM communities GROUP BY circle_id
+), expected AS (
+    SELECT oc.circle_id, btn.necessity, count(*) AS outlets_expected
+    FROM outlet_circles oc
+    JOIN outlets o ON o.id = oc.outlet_id AND o.active
+    JOIN business_type_necessities btn ON btn.business_type = o.business_type
+    GROUP BY oc.circle_id, btn.necessity
+), stock AS (
+    SELECT oc.circle_id, s.necessity,
+           sum(s.quantity) AS stock,
+           count(*) FILTER (
+               WHERE btn.necessity IS NOT NULL
+                 AND s.reported_at >= %(now)s - make_interval(mins => n.freshness_minutes)
+           ) AS outlets_fresh
+    FROM outlet_stock s
+    JOIN outlets o ON o.id = s.outlet_id AND o.active
+    JOIN outlet_circles oc ON oc.outlet_id = s.outlet_id
+    JOIN necessities n ON n.code = s.necessity
+    LEFT JOIN business_type_necessities btn ON btn.business_type = o.business_type AND btn.necessity = s.necessity
+    GROUP BY oc.circle_id, s.necessity
+)
+SELECT c.id AS circle_id, n.code AS necessity,
+       coalesce(p.population, 0) AS population, n.per_capita_daily,
+       n.watch_days, n.shortage_days, n.critical_days, n.min_coverage,
+       coalesce(s.stock, 0) AS stock,
+       coalesce(e.outlets_expected, 0) AS outlets_expected,
+       coalesce(s.outlets_fresh, 0) AS outlets_fresh
+FROM circles c
+CROSS JOIN necessities n
+LEFT JOIN population p ON p.circle_id = c.id
+LEFT JOIN expected e ON e.circle_id = c.id AND e.necessity = n.code
+LEFT JOIN stock s ON s.circle_id = c.id AND s.necessity = n.code
+ORDER BY c.id, n.code;
+
+-- name: insert_circle_level
+INSERT INTO circle_levels (computed_at, circle_id, necessity, stock, daily_demand, days_of_supply,
+                           coverage, outlets_expected, outlets_fresh, status)
+VALUES (%(computed_at)s, %(circle_id)s, %(necessity)s, %(stock)s, %(daily_demand)s, %(days_of_supply)s,
+        %(coverage)s, %(outlets_expected)s, %(outlets_fresh)s, %(status)s)
+ON CONFLICT (circle_id, necessity, computed_at) DO NOTHING;
+
+-- name: upsert_circle_level_latest
+INSERT INTO circle_levels_latest (circle_id, necessity, computed_at, stock, daily_demand, days_of_supply,
+                                  coverage, outlets_expected, outlets_fresh, status)
+VALUES (%(circle_id)s, %(necessity)s, %(computed_at)s, %(stock)s, %(daily_demand)s, %(days_of_supply)s,
+        %(coverage)s, %(outlets_expected)s, %(outlets_fresh)s, %(status)s)
+ON CONFLICT (circle_id, necessity) DO UPDATE
+SET computed_at = EXCLUDED.computed_at, stock = EXCLUDED.stock, daily_demand = EXCLUDED.daily_demand,
+    days_of_supply = EXCLUDED.days_of_supply, coverage = EXCLUDED.coverage,
+    outlets_expected = EXCLUDED.outlets_expected, outlets_fresh = EXCLUDED.outlets_fresh,
+    status = EXCLUDED.status
+WHERE circle_levels_latest.computed_at <= EXCLUDED.computed_at;
+
+-- ---------------------------------------------------------------- alerts
+
+-- name: evaluation_lock
+SELECT pg_advisory_xact_lock(7243);
+
+-- name: levels_for_rules
+SELECT l.circle_id, c.name AS circle_name, l.necessity, n.name_zh AS necessity_name, n.unit,
+       l.computed_at, l.stock, l.daily_demand, l.days_of_supply, l.coverage, l.status,
+       n.watch_days, n.shortage_days, n.critical_days, n.min_coverage
+FROM circle_levels_latest l
+JOIN circles c ON c.id = l.circle_id
+JOIN necessities n ON n.code = l.necessity;
+
+-- name: open_alerts
+SELECT id, fingerprint, rule, circle_id, necessity, severity, state, labels, annotations,
+       pending_since, starts_at, clearing_since
+FROM alerts WHERE state <> 'resolved' AND rule = %(rule)s
+FOR UPDATE;
+
+-- name: insert_alert
+INSERT INTO alerts (fingerprint, rule, circle_id, necessity, severity, state, labels, annotations,
+                    pending_since, starts_at)
+VALUES (%(fingerprint)s, %(rule)s, %(circle_id)s, %(necessity)s, %(severity)s, %(state)s, %(labels)s,
+        %(annotations)s, %(pending_since)s, %(starts_at)s)
+RETURNING id;
+
+-- name: update_alert
+UPDATE alerts
+SET severity = %(severity)s, state = %(state)s, labels = %(labels)s, annotations = %(annotations)s,
+    starts_at = %(starts_at)s, ends_at = %(ends_at)s, clearing_since = %(clearing_since)s, updated_at = now()
+WHERE id = %(id)s;
+
+-- name: insert_notification
+INSERT INTO notifications (alert_id, receiver, status, payload)
+VALUES (%(alert_id)s, %(receiver)s, %(status)s, %(payload)s)
+ON CONFLICT (alert_id, receiver, status) DO NOTHING;
+
+-- name: claim_notifications
+SELECT id, alert_id, receiver, status, payload, attempts
+FROM notifications
+WHERE delivered_at IS NULL AND next_attempt_at <= now()
+ORDER BY id
+LIMIT %(limit)s
+FOR UPDATE SKIP LOCKED;
+
+-- name: mark_delivered
+UPDATE notifications SET delivered_at = now(), attempts = attempts + 1, last_error = NULL WHERE id = %(id)s;
+
+-- name: mark_failed
+UPDATE notifications
+SET attempts = attempts + 1, last_error = %(error)s,
+    next_attempt_at = now() + make_interval(secs => %(backoff_s)s)
+WHERE id = %(id)s;
+
+-- name: alerts_list
+SELECT id, fingerprint, rule, circle_id, necessity, severity, state, pending_since, starts_at, ends_at,
+       acknowledged_at, acknowledged_by
+FROM alerts ORDER BY id DESC LIMIT %(limit)s;

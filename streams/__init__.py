@@ -1,0 +1,1 @@
+"""Streams: Faust agents that turn outlet reports into circle levels."""

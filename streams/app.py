@@ -1,0 +1,47 @@
+"""Faust app wiring only: the app, its topics, its agents. No domain logic here.
+
+`create_app(settings)` builds an at-least-once app (exactly_once is known to
+crash and duplicate in faust-streaming): agents acknowledge a batch only after
+its database write commits, and every write is idempotent.
+"""
+
+from __future__ import annotations
+
+import faust
+
+from baogong.settings import Settings
+from streams import topics
+from streams.agents import inventory, levels
+from streams.state import WorkerState
+
+
+def create_app(settings: Settings) -> faust.App:
+    app = faust.App(
+        settings.worker_id,
+        broker=f"kafka://{settings.kafka_bootstrap}",
+        store="memory://",
+        key_serializer="raw",
+        value_serializer="raw",
+        topic_partitions=settings.partitions,
+        topic_replication_factor=1,
+        consumer_auto_offset_reset="earliest",
+        producer_acks=-1,
+        web_enabled=True,
+        web_host="127.0.0.1",
+        web_port=settings.worker_port,
+        processing_guarantee="at_least_once",
+    )
+    state = WorkerState(settings)
+
+    def topic(spec: topics.TopicSpec) -> faust.TopicT:
+        return app.topic(settings.topic(spec.name), partitions=settings.partitions, key_type=bytes, value_type=bytes)
+
+    deadletter = topic(topics.DEADLETTER)
+    inventory.register(app, topic(topics.INVENTORY), deadletter, state)
+    levels.register(app, topic(topics.CIRCLE_LEVELS), state)
+
+    @app.on_before_shutdown.connect
+    async def _close(sender: faust.App, **_: object) -> None:
+        await state.close()
+
+    return app

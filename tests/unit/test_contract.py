@@ -1,0 +1,103 @@
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from ingest.contract import Context, group_reports, validate_records, validate_report
+from ingest.keys import demo_key, hash_key, new_key, parse_prefix, verify
+from ingest.units import UnitError, to_canonical
+
+NOW = datetime(2026, 11, 25, 4, 0, tzinfo=UTC)  # 12:00 in Shanghai
+CTX = Context(units={"rice": "kg", "milk": "L", "instant_noodles": "piece"},
+              outlet_owner={"O1": "s1", "O2": "s1", "O3": "s2"}, now=NOW)
+
+
+def rec(**over: object) -> dict[str, object]:
+    base: dict[str, object] = {"outlet_id": "O1", "necessity": "rice", "quantity": 10, "unit": "kg",
+                               "reported_at": "2026-11-25T11:00:00+08:00"}
+    return {**base, **over}
+
+
+def test_good_record_is_canonicalised() -> None:
+    good, bad = validate_records([rec(quantity=20, unit="斤", sold_24h=4)], CTX, "s1")
+    assert bad == []
+    assert good[0].quantity == 10 and good[0].sold_24h == 2 and good[0].unit == "kg"
+
+
+def test_naive_time_means_shanghai() -> None:
+    good, _ = validate_records([rec(reported_at="2026-11-25 11:00:00")], CTX, "s1")
+    assert good[0].reported_at == datetime(2026, 11, 25, 3, 0, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(
+    ("record", "field", "code", "fragment"),
+    [
+        (rec(quantity=-1), "quantity", "invalid", "greater than or equal"),
+        (rec(quantity="lots"), "quantity", "invalid", "number"),
+        ({"necessity": "rice"}, "outlet_id", "invalid", "required"),
+        (rec(necessity="caviar"), "necessity", "invalid", "unknown necessity 'caviar'"),
+        (rec(unit="barrel"), "unit", "invalid", "unknown unit 'barrel'"),
+        (rec(unit="L"), "unit", "invalid", "measures L"),
+        (rec(outlet_id="O3"), "outlet_id", "forbidden", "belongs to another supplier"),
+        (rec(outlet_id="O9"), "outlet_id", "unknown_outlet", "unknown outlet 'O9'"),
+        (rec(reported_at="2026-11-25T13:00:00+08:00"), "reported_at", "invalid", "in the future"),
+        (rec(reported_at="2026-09-01T12:00:00+08:00"), "reported_at", "invalid", "retention"),
+        (rec(reported_at="yesterday"), "reported_at", "invalid", "datetime"),
+    ],
+)
+def test_each_rejection_names_index_field_and_reason(record: dict[str, object], field: str, code: str,
+                                                     fragment: str) -> None:
+    good, bad = validate_records([rec(), record, rec(outlet_id="O2")], CTX, "s1")
+    assert [g.outlet_id for g in good] == ["O1", "O2"]  # neighbours survive
+    assert len(bad) == 1
+    assert (bad[0].index, bad[0].field, bad[0].code) == (1, field, code)
+    assert fragment in bad[0].reason
+
+
+def test_non_object_record_is_rejected() -> None:
+    _, bad = validate_records([rec(), 42], CTX, "s1")  # type: ignore[list-item]
+    assert bad[0].index == 1 and bad[0].field == "record"
+
+
+def test_group_reports_one_message_per_outlet_and_time() -> None:
+    good, _ = validate_records(
+        [rec(), rec(necessity="milk", unit="ml", quantity=500), rec(outlet_id="O2"),
+         rec(reported_at="2026-11-25T11:30:00+08:00")], CTX, "s1")
+    reports = group_reports(good, "s1", NOW)
+    assert [(r.outlet_id, len(r.lines)) for r in reports] == [("O1", 2), ("O2", 1), ("O1", 1)]
+    assert reports[0].lines[1].quantity == 0.5
+
+
+def test_worker_validates_report_messages_with_the_same_rules() -> None:
+    good, _ = validate_records([rec(), rec(necessity="milk", unit="L")], CTX, "s1")
+    raw = group_reports(good, "s1", NOW)[0].model_dump_json().encode()
+    report, lines, bad = validate_report(raw, CTX)
+    assert report is not None and len(lines) == 2 and bad == []
+    forged = raw.replace(b'"s1"', b'"s2"')
+    _, lines, bad = validate_report(forged, CTX)
+    assert lines == [] and {b.code for b in bad} == {"forbidden"}
+    _, _, bad = validate_report(b"not json", CTX)
+    assert bad[0].index == -1
+
+
+def test_units() -> None:
+    assert to_canonical(3, "jin", "kg") == 1.5
+    assert to_canonical(250, "ml", "L") == 0.25
+    with pytest.raises(UnitError):
+        to_canonical(1, "kg", "piece")
+
+
+def test_keys_are_hashed_and_verified() -> None:
+    key = new_key()
+    assert parse_prefix(key.key) == key.prefix
+    assert verify(key.key, key.key_hash) and not verify(key.key + "x", key.key_hash)
+    assert key.key not in key.key_hash and key.key_hash == hash_key(key.key)
+    assert demo_key("s1", 1) == demo_key("s1", 1) != demo_key("s2", 1)
+    assert parse_prefix("nope") is None
+
+
+def test_context_limits_are_configurable() -> None:
+    ctx = Context(units=CTX.units, outlet_owner=CTX.outlet_owner, now=NOW, clock_skew=timedelta(hours=2))
+    good, _ = validate_records([rec(reported_at="2026-11-25T13:00:00+08:00")], ctx, "s1")
+    assert len(good) == 1
