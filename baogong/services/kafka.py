@@ -150,23 +150,26 @@ def resolve_kind(settings: Settings) -> Kind:
 # ---------------------------------------------------------------------------------------------------- apache
 
 
-def jars_present(lib_dir: Path = LIB_DIR) -> bool:
+def jars_present(lib_dir: Path | None = None) -> bool:
+    lib_dir = LIB_DIR if lib_dir is None else lib_dir
     return lib_dir.is_dir() and any(lib_dir.glob("kafka_2.13-*.jar"))
 
 
-def apache_version(lib_dir: Path = LIB_DIR) -> str:
-    """The Kafka version of the jars in `lib_dir` ('?' when there are none)."""
+def apache_version(lib_dir: Path | None = None) -> str:
+    """The Kafka version of the jars in `lib_dir` (default `LIB_DIR`; '?' when there are none)."""
+    lib_dir = LIB_DIR if lib_dir is None else lib_dir
     for jar in lib_dir.glob("kafka_2.13-*.jar"):
         return jar.name[len("kafka_2.13-") : -len(".jar")]
     return "?"
 
 
-def ensure_jars(*, progress: Progress = print, log_path: Path, lib_dir: Path = LIB_DIR) -> None:
+def ensure_jars(*, progress: Progress = print, log_path: Path, lib_dir: Path | None = None) -> None:
     """Download the broker jars with Maven unless `lib_dir` already has them. Blocks; may take minutes.
 
     Writes into a temporary sibling directory and renames it, so an interrupted download never looks complete.
     Raises ServiceError (quoting Maven's log) when `mvn` is missing or fails.
     """
+    lib_dir = LIB_DIR if lib_dir is None else lib_dir
     if jars_present(lib_dir):
         return
     mvn = shutil.which("mvn")
@@ -243,7 +246,16 @@ def random_cluster_id() -> str:
 
 
 def _java_argv(java: str, main: str, *args: str) -> list[str]:
-    return [java, JAVA_HEAP, f"-Dlog4j2.configurationFile={LOG4J_CONFIG}", "-cp", f"{LIB_DIR}/*", main, *args]
+    return [
+        java,
+        JAVA_HEAP,
+        f"-Dlog4j2.configurationFile={LOG4J_CONFIG}",
+        "-Dlog4j2.shutdownHookEnabled=false",
+        "-cp",
+        f"{LIB_DIR}/*",
+        main,
+        *args,
+    ]
 
 
 def _format_storage(settings: Settings, java: str, progress: Progress) -> None:
@@ -258,7 +270,7 @@ def _format_storage(settings: Settings, java: str, progress: Progress) -> None:
     )
     result = subprocess.run(argv, capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL)
     with open(paths.log, "a") as log:
-        log.write(f"\n===== storage format: {result.stdout}{result.stderr}")
+        log.write(f"\n===== storage format:\n{result.stdout}{result.stderr}")
     if result.returncode != 0:
         raise ServiceError(
             f"formatting the Kafka storage in {paths.data} failed (exit {result.returncode}):\n"
