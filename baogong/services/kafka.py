@@ -270,7 +270,7 @@ def _format_storage(settings: Settings, java: str, progress: Progress) -> None:
     )
     result = subprocess.run(argv, capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL)
     with open(paths.log, "a") as log:
-        log.write(f"\n===== storage format:\n{result.stdout}{result.stderr}")
+        log.write(f"\n{procs.START_MARKER}storage format:\n{result.stdout}{result.stderr}")
     if result.returncode != 0:
         raise ServiceError(
             f"formatting the Kafka storage in {paths.data} failed (exit {result.returncode}):\n"

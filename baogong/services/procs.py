@@ -40,6 +40,9 @@ __all__ = [
 ]
 
 
+START_MARKER = "===== "  # `spawn` starts each run's section of a log file with this
+
+
 class ServiceError(RuntimeError):
     """A local service could not be started, reached or stopped; the message says what to look at."""
 
@@ -58,7 +61,9 @@ def spawn(
     """
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with open(log_path, "ab") as log:
-        log.write(f"\n===== {time.strftime('%Y-%m-%d %H:%M:%S')} starting: {' '.join(map(str, argv))}\n".encode())
+        log.write(
+            f"\n{START_MARKER}{time.strftime('%Y-%m-%d %H:%M:%S')} starting: {' '.join(map(str, argv))}\n".encode()
+        )
         log.flush()
         try:
             proc = subprocess.Popen(
@@ -212,7 +217,7 @@ def free_port(host: str = "127.0.0.1") -> int:
 
 
 def tail(path: Path | None, lines: int = 20) -> str:
-    """The last `lines` lines of a text file ('' when it is missing)."""
+    """The last `lines` lines of a text file written since the last `spawn` into it ('' when it is missing)."""
     if path is None:
         return ""
     try:
@@ -223,7 +228,11 @@ def tail(path: Path | None, lines: int = 20) -> str:
             data = fh.read().decode(errors="replace")
     except OSError:
         return ""
-    return "\n".join(data.splitlines()[-lines:])
+    text = data.splitlines()
+    starts = [i for i, line in enumerate(text) if line.startswith(START_MARKER)]
+    if starts:
+        text = text[starts[-1] :]
+    return "\n".join(text[-lines:])
 
 
 def _log_hint(log_path: Path | None) -> str:
