@@ -34,8 +34,14 @@ async def deliver_due(pool: AsyncConnectionPool, notifiers: Mapping[str, Notifie
                 await notifier.notify(row["payload"])
             except NotifyError as exc:
                 backoff = min(MAX_BACKOFF_S, 2.0 ** min(int(row["attempts"]), 12))
-                log.warning("notification %s to %s failed (attempt %d), retry in %.0fs: %s",
-                            row["id"], row["receiver"], row["attempts"] + 1, backoff, exc)
+                log.warning(
+                    "notification %s to %s failed (attempt %d), retry in %.0fs: %s",
+                    row["id"],
+                    row["receiver"],
+                    row["attempts"] + 1,
+                    backoff,
+                    exc,
+                )
                 await cur.execute(QUERIES["mark_failed"], {"id": row["id"], "error": str(exc), "backoff_s": backoff})
                 continue
             await cur.execute(QUERIES["mark_delivered"], {"id": row["id"]})

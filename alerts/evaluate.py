@@ -11,7 +11,7 @@ of that commits or none of it does, so a page is never lost between
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 from psycopg.types.json import Jsonb
@@ -20,7 +20,7 @@ from psycopg_pool import AsyncConnectionPool
 from alerts.model import Alert, Event, Policy, step
 from alerts.notify.webhook import alertmanager_payload
 from alerts.rules import shortage
-from schema.db import QUERIES, transaction
+from schema.db import QUERIES, Row, transaction
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,10 +43,18 @@ async def evaluate_once(
         for row in levels:
             verdict = shortage.evaluate(
                 shortage.LevelView(
-                    circle_id=row["circle_id"], circle_name=row["circle_name"], necessity=row["necessity"],
-                    necessity_name=row["necessity_name"], unit=row["unit"], days_of_supply=row["days_of_supply"],
-                    stock=row["stock"], daily_demand=row["daily_demand"], coverage=row["coverage"],
-                    status=row["status"], shortage_days=row["shortage_days"], critical_days=row["critical_days"],
+                    circle_id=row["circle_id"],
+                    circle_name=row["circle_name"],
+                    necessity=row["necessity"],
+                    necessity_name=row["necessity_name"],
+                    unit=row["unit"],
+                    days_of_supply=row["days_of_supply"],
+                    stock=row["stock"],
+                    daily_demand=row["daily_demand"],
+                    coverage=row["coverage"],
+                    status=row["status"],
+                    shortage_days=row["shortage_days"],
+                    critical_days=row["critical_days"],
                 ),
                 hysteresis,
             )
@@ -58,7 +66,7 @@ async def evaluate_once(
                 await cur.execute(QUERIES["insert_alert"], _params(after))
                 created = await cur.fetchone()
                 assert created is not None
-                after = _with_id(after, int(created["id"]))
+                after = replace(after, id=int(created["id"]))
             else:
                 await cur.execute(QUERIES["update_alert"], _params(after))
             if event is not None:
@@ -66,32 +74,46 @@ async def evaluate_once(
                 for receiver in receivers:
                     await cur.execute(
                         QUERIES["insert_notification"],
-                        {"alert_id": after.id, "receiver": receiver, "status": event.value,
-                         "payload": Jsonb(alertmanager_payload(after, event, receiver))},
+                        {
+                            "alert_id": after.id,
+                            "receiver": receiver,
+                            "status": event.value,
+                            "payload": Jsonb(alertmanager_payload(after, event, receiver)),
+                        },
                     )
     return pages
 
 
-def _alert(r: dict[str, object]) -> Alert:
+def _alert(r: Row) -> Alert:
     return Alert(
-        id=int(r["id"]),  # type: ignore[call-overload]
-        fingerprint=str(r["fingerprint"]), rule=str(r["rule"]), severity=str(r["severity"]), state=str(r["state"]),
-        labels=r["labels"], annotations=r["annotations"],  # type: ignore[arg-type]
-        pending_since=r["pending_since"], starts_at=r["starts_at"], clearing_since=r["clearing_since"],  # type: ignore[arg-type]
-        circle_id=r["circle_id"], necessity=r["necessity"],  # type: ignore[arg-type]
+        id=int(r["id"]),
+        fingerprint=r["fingerprint"],
+        rule=r["rule"],
+        severity=r["severity"],
+        state=r["state"],
+        labels=r["labels"],
+        annotations=r["annotations"],
+        pending_since=r["pending_since"],
+        starts_at=r["starts_at"],
+        clearing_since=r["clearing_since"],
+        circle_id=r["circle_id"],
+        necessity=r["necessity"],
     )
-
-
-def _with_id(alert: Alert, id_: int) -> Alert:
-    from dataclasses import replace
-
-    return replace(alert, id=id_)
 
 
 def _params(a: Alert) -> dict[str, object]:
     return {
-        "id": a.id, "fingerprint": a.fingerprint, "rule": a.rule, "circle_id": a.circle_id,
-        "necessity": a.necessity, "severity": a.severity, "state": a.state, "labels": Jsonb(a.labels),
-        "annotations": Jsonb(a.annotations), "pending_since": a.pending_since, "starts_at": a.starts_at,
-        "ends_at": a.ends_at, "clearing_since": a.clearing_since,
+        "id": a.id,
+        "fingerprint": a.fingerprint,
+        "rule": a.rule,
+        "circle_id": a.circle_id,
+        "necessity": a.necessity,
+        "severity": a.severity,
+        "state": a.state,
+        "labels": Jsonb(a.labels),
+        "annotations": Jsonb(a.annotations),
+        "pending_since": a.pending_since,
+        "starts_at": a.starts_at,
+        "ends_at": a.ends_at,
+        "clearing_since": a.clearing_since,
     }

@@ -78,16 +78,24 @@ def fingerprint(labels: dict[str, str]) -> str:
     return hashlib.sha256(json.dumps(ident, sort_keys=True).encode()).hexdigest()[:16]
 
 
-def step(alert: Alert | None, verdict: Verdict, rule: str, now: datetime, policy: Policy) -> tuple[Alert | None, Event | None]:
+def step(
+    alert: Alert | None, verdict: Verdict, rule: str, now: datetime, policy: Policy
+) -> tuple[Alert | None, Event | None]:
     """One evaluation of one subject: the alert's next state and the page it causes, if any."""
     cond = verdict.condition
     if alert is None:
         if cond is not Condition.ACTIVE:
             return None, None
         alert = Alert(
-            fingerprint=verdict.fingerprint, rule=rule, severity=verdict.severity, state="pending",
-            labels=verdict.labels, annotations=verdict.annotations, pending_since=now,
-            circle_id=verdict.labels.get("circle"), necessity=verdict.labels.get("necessity"),
+            fingerprint=verdict.fingerprint,
+            rule=rule,
+            severity=verdict.severity,
+            state="pending",
+            labels=verdict.labels,
+            annotations=verdict.annotations,
+            pending_since=now,
+            circle_id=verdict.labels.get("circle"),
+            necessity=verdict.labels.get("necessity"),
         )
         return _maybe_fire(alert, now, policy)
 
@@ -103,11 +111,18 @@ def step(alert: Alert | None, verdict: Verdict, rule: str, now: datetime, policy
     if cond is Condition.RECOVERED:
         since = alert.clearing_since or now
         if (now - since).total_seconds() >= policy.clear_for_s:
-            return replace(alert, state="resolved", ends_at=now, clearing_since=since, annotations=verdict.annotations), Event.RESOLVED
+            return replace(
+                alert, state="resolved", ends_at=now, clearing_since=since, annotations=verdict.annotations
+            ), Event.RESOLVED
         return replace(alert, clearing_since=since), None
     if cond is Condition.ACTIVE:
-        return replace(alert, severity=verdict.severity, labels=verdict.labels, annotations=verdict.annotations,
-                       clearing_since=None), None
+        return replace(
+            alert,
+            severity=verdict.severity,
+            labels=verdict.labels,
+            annotations=verdict.annotations,
+            clearing_since=None,
+        ), None
     return replace(alert, clearing_since=None), None
 
 

@@ -43,10 +43,15 @@ async def run(settings: Settings) -> None:
                 if time.monotonic() >= next_eval:
                     next_eval = time.monotonic() + settings.eval_interval_s
                     try:
-                        for page in await evaluate_once(pool, datetime.now(UTC), policy, settings.hysteresis,
-                                                        list(notifiers)):
-                            log.info("%s %s %s", page.event.value.upper(), page.alert.fingerprint,
-                                     page.alert.annotations.get("summary", ""))
+                        for page in await evaluate_once(
+                            pool, datetime.now(UTC), policy, settings.hysteresis, list(notifiers)
+                        ):
+                            log.info(
+                                "%s %s %s",
+                                page.event.value.upper(),
+                                page.alert.fingerprint,
+                                page.alert.annotations.get("summary", ""),
+                            )
                     except DatabaseError as exc:
                         log.warning("evaluation skipped: %s", exc)
                 try:

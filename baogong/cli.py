@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import logging
 import sys
 from collections.abc import Callable, Sequence
@@ -40,8 +41,9 @@ def _services(settings: Settings, args: argparse.Namespace) -> int:
 def _migrate(settings: Settings, args: argparse.Namespace) -> int:
     from schema.migrate import migrate
 
-    applied = migrate(settings.database_url.get_secret_value(),
-                      on_apply=lambda m: print(f"applied {m.version:04d}_{m.name}"))
+    applied = migrate(
+        settings.database_url.get_secret_value(), on_apply=lambda m: print(f"applied {m.version:04d}_{m.name}")
+    )
     print(f"database is up to date ({len(applied)} migration(s) applied now)")
     return 0
 
@@ -64,8 +66,9 @@ def _api(settings: Settings, args: argparse.Namespace) -> int:
 
     from ingest.http import create_app
 
-    uvicorn.run(create_app(settings), host=settings.api_host, port=settings.api_port, log_level="info",
-                access_log=False)
+    uvicorn.run(
+        create_app(settings), host=settings.api_host, port=settings.api_port, log_level="info", access_log=False
+    )
     return 0
 
 
@@ -84,18 +87,18 @@ def _alerts(settings: Settings, args: argparse.Namespace) -> int:
     if args.action == "run":
         from alerts.pipeline import run
 
-        try:
+        with contextlib.suppress(KeyboardInterrupt):
             asyncio.run(run(settings))
-        except KeyboardInterrupt:
-            pass
         return 0
     from schema.db import QUERIES, connect
 
     with connect(settings.database_url.get_secret_value()) as conn:
         rows = conn.execute(QUERIES["alerts_list"], {"limit": args.limit}).fetchall()
     for r in rows:
-        print(f"{r['id']:>5} {r['state']:9} {r['severity']:9} {r['circle_id'] or '':5} {r['necessity'] or '':18} "
-              f"since {r['starts_at'] or r['pending_since']:%Y-%m-%d %H:%M:%S}")
+        print(
+            f"{r['id']:>5} {r['state']:9} {r['severity']:9} {r['circle_id'] or '':5} {r['necessity'] or '':18} "
+            f"since {r['starts_at'] or r['pending_since']:%Y-%m-%d %H:%M:%S}"
+        )
     return 0
 
 
@@ -140,6 +143,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    for chatty in ("httpx", "kafka", "aiokafka"):
+        logging.getLogger(chatty).setLevel(logging.WARNING)
     settings = Settings.from_env()
     func: Callable[[Settings, argparse.Namespace], int] = args.func
     try:

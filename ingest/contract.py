@@ -141,23 +141,33 @@ def check_line(
     """The rules every stock line obeys, whatever path it came by."""
     owner = ctx.outlet_owner.get(outlet_id)
     if owner is None:
-        return Rejection(index, "outlet_id", f"unknown outlet {outlet_id!r}; register it first", "unknown_outlet", outlet_id)
+        return Rejection(
+            index, "outlet_id", f"unknown outlet {outlet_id!r}; register it first", "unknown_outlet", outlet_id
+        )
     if owner != supplier_id:
-        return Rejection(index, "outlet_id", f"outlet {outlet_id!r} belongs to another supplier", "forbidden", outlet_id)
+        return Rejection(
+            index, "outlet_id", f"outlet {outlet_id!r} belongs to another supplier", "forbidden", outlet_id
+        )
     if necessity is None:
-        return Rejection(index, "necessity", "give `necessity` (a catalogue code) or a mapped `sku`", outlet_id=outlet_id)
+        return Rejection(
+            index, "necessity", "give `necessity` (a catalogue code) or a mapped `sku`", outlet_id=outlet_id
+        )
     canonical = ctx.units.get(necessity)
     if canonical is None:
         known = ", ".join(sorted(ctx.units))
         return Rejection(index, "necessity", f"unknown necessity {necessity!r}; known: {known}", outlet_id=outlet_id)
     if reported_at > ctx.now + ctx.clock_skew:
         return Rejection(
-            index, "reported_at", f"{reported_at.isoformat()} is in the future; check the clock and the UTC offset",
+            index,
+            "reported_at",
+            f"{reported_at.isoformat()} is in the future; check the clock and the UTC offset",
             outlet_id=outlet_id,
         )
     if reported_at < ctx.now - ctx.retention:
         return Rejection(
-            index, "reported_at", f"{reported_at.isoformat()} is older than the {ctx.retention.days}-day retention",
+            index,
+            "reported_at",
+            f"{reported_at.isoformat()} is older than the {ctx.retention.days}-day retention",
             outlet_id=outlet_id,
         )
     try:
@@ -186,8 +196,16 @@ def validate_records(
             bad.append(Rejection(index, name, reason, outlet_id=outlet if isinstance(outlet, str) else None))
             continue
         result = check_line(
-            index, rec.outlet_id, rec.necessity, rec.quantity, rec.unit, rec.reported_at,
-            rec.sold_24h, rec.message_id, ctx, supplier_id,
+            index,
+            rec.outlet_id,
+            rec.necessity,
+            rec.quantity,
+            rec.unit,
+            rec.reported_at,
+            rec.sold_24h,
+            rec.message_id,
+            ctx,
+            supplier_id,
         )
         (good if isinstance(result, StockLine) else bad).append(result)  # type: ignore[arg-type]
     return good, bad
@@ -206,8 +224,12 @@ def group_reports(lines: Iterable[StockLine], supplier_id: str, received_at: dat
             received_at=received_at,
             lines=[
                 ReportLine(
-                    necessity=ln.necessity, quantity=ln.quantity, unit=ln.unit,
-                    sold_24h=ln.sold_24h, message_id=ln.message_id,
+                    necessity=ln.necessity,
+                    sku=None,
+                    quantity=ln.quantity,
+                    unit=ln.unit,
+                    sold_24h=ln.sold_24h,
+                    message_id=ln.message_id,
                 )
                 for ln in lines_
             ],
@@ -232,8 +254,16 @@ def validate_report(raw: bytes, ctx: Context) -> tuple[InventoryReport | None, l
     bad: list[Rejection] = []
     for index, ln in enumerate(report.lines):
         result = check_line(
-            index, report.outlet_id, ln.necessity, ln.quantity, ln.unit, report.reported_at,
-            ln.sold_24h, ln.message_id, ctx, report.supplier_id,
+            index,
+            report.outlet_id,
+            ln.necessity,
+            ln.quantity,
+            ln.unit,
+            report.reported_at,
+            ln.sold_24h,
+            ln.message_id,
+            ctx,
+            report.supplier_id,
         )
         (good if isinstance(result, StockLine) else bad).append(result)  # type: ignore[arg-type]
     return report, good, bad

@@ -45,7 +45,9 @@ def create_app(settings: Settings) -> FastAPI:
         await pool.open(wait=True, timeout=60)
         await registry.refresh()
         await asyncio.to_thread(
-            topics.ensure_topics, settings.kafka_bootstrap, [settings.topic(t.name) for t in topics.ALL],
+            topics.ensure_topics,
+            settings.kafka_bootstrap,
+            [settings.topic(t.name) for t in topics.ALL],
             settings.partitions,
         )
         holder["publisher"] = await asyncio.to_thread(Publisher, settings.kafka_bootstrap, settings.topic_prefix)
@@ -88,7 +90,7 @@ def create_app(settings: Settings) -> FastAPI:
         if not isinstance(rows, list) or not rows:
             return error(400, "body must be a non-empty JSON array of inventory records")
 
-        outlet_ids = [r.get("outlet_id") for r in rows if isinstance(r, dict) and isinstance(r.get("outlet_id"), str)]
+        outlet_ids = [r["outlet_id"] for r in rows if isinstance(r, dict) and isinstance(r.get("outlet_id"), str)]
         ctx = await registry.context(outlet_ids)
         good, bad = validate_records(rows, ctx, supplier_id)
         publisher = holder["publisher"]

@@ -61,7 +61,13 @@ class Publisher:
         at = datetime.now(UTC).isoformat()
         try:
             for rejection, payload in zip(rejections, payloads, strict=True):
-                body = {"supplier_id": supplier_id, "source": source, "at": at, **rejection.as_dict(), "payload": payload}
+                body = {
+                    "supplier_id": supplier_id,
+                    "source": source,
+                    "at": at,
+                    **rejection.as_dict(),
+                    "payload": payload,
+                }
                 self._producer.send(topic, key=supplier_id.encode(), value=orjson.dumps(body, default=str))
         except KafkaError:
             pass

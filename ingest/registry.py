@@ -47,8 +47,13 @@ class Registry:
         async with self._lock:
             try:
                 async with transaction(self._pool) as conn:
-                    owners = {r["id"]: r["supplier_id"] for r in await (await conn.execute(QUERIES["outlet_owners"])).fetchall()}
-                    units = {r["code"]: r["unit"] for r in await (await conn.execute(QUERIES["necessity_units"])).fetchall()}
+                    owners = {
+                        r["id"]: r["supplier_id"]
+                        for r in await (await conn.execute(QUERIES["outlet_owners"])).fetchall()
+                    }
+                    units = {
+                        r["code"]: r["unit"] for r in await (await conn.execute(QUERIES["necessity_units"])).fetchall()
+                    }
             except DatabaseError as exc:
                 log.warning("registry refresh failed, keeping the last view: %s", exc)
                 return

@@ -81,10 +81,10 @@ _FRESH = ("pork", "eggs", "leafy_vegetables", "root_vegetables")
 
 #: Which business types are expected to carry which necessities (coverage denominators).
 CARRIES: dict[str, tuple[str, ...]] = {
-    "supermarket": _GROCERY + ("pork", "leafy_vegetables", "root_vegetables"),
+    "supermarket": (*_GROCERY, "pork", "leafy_vegetables", "root_vegetables"),
     "convenience_store": ("rice", "cooking_oil", "milk", "bottled_water", "instant_noodles", "salt"),
-    "vegetable_market": _FRESH + ("rice", "flour", "cooking_oil"),
-    "fresh_food_store": _FRESH + ("milk",),
+    "vegetable_market": (*_FRESH, "rice", "flour", "cooking_oil"),
+    "fresh_food_store": (*_FRESH, "milk"),
     "pharmacy": ("fever_medicine",),
 }
 

@@ -12,6 +12,7 @@ import re
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
+from typing import Any
 
 import psycopg
 from psycopg import sql
@@ -19,6 +20,9 @@ from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
 
 SCHEMA_DIR = Path(__file__).resolve().parent
+#: A row as every Baogong query returns it: column name -> value.
+Row = dict[str, Any]
+
 _NAME = re.compile(r"^--\s*name:\s*(\w+)\s*$", re.MULTILINE)
 
 
@@ -56,7 +60,9 @@ QUERIES = load_queries()
 def translate(exc: psycopg.Error) -> DatabaseError:
     """Map a psycopg error to the Baogong error that tells the caller what to do next."""
     if isinstance(exc, psycopg.OperationalError):
-        return DatabaseUnavailable(f"database unavailable: {exc}. Is it running? `baogong services up` starts a local one.")
+        return DatabaseUnavailable(
+            f"database unavailable: {exc}. Is it running? `baogong services up` starts a local one."
+        )
     if isinstance(exc, psycopg.IntegrityError):
         constraint = exc.diag.constraint_name if exc.diag else None
         return ConstraintViolation(f"constraint {constraint} violated: {exc.diag.message_primary}", constraint)
@@ -64,7 +70,7 @@ def translate(exc: psycopg.Error) -> DatabaseError:
 
 
 @contextmanager
-def connect(url: str, *, autocommit: bool = False) -> Iterator[psycopg.Connection[dict[str, object]]]:
+def connect(url: str, *, autocommit: bool = False) -> Iterator[psycopg.Connection[Row]]:
     """A blocking connection for CLI commands and tests; commits on success."""
     try:
         conn = psycopg.connect(url, autocommit=autocommit, row_factory=dict_row)
@@ -77,13 +83,13 @@ def connect(url: str, *, autocommit: bool = False) -> Iterator[psycopg.Connectio
         raise translate(exc) from exc
 
 
-def make_pool(url: str, *, min_size: int = 1, max_size: int = 4) -> AsyncConnectionPool:
+def make_pool(url: str, *, min_size: int = 1, max_size: int = 4) -> AsyncConnectionPool[Any]:
     """An async pool for long-running processes; open it with `await pool.open()`."""
     return AsyncConnectionPool(url, min_size=min_size, max_size=max_size, open=False, kwargs={"row_factory": dict_row})
 
 
 @asynccontextmanager
-async def transaction(pool: AsyncConnectionPool) -> AsyncIterator[psycopg.AsyncConnection[dict[str, object]]]:
+async def transaction(pool: AsyncConnectionPool[Any]) -> AsyncIterator[psycopg.AsyncConnection[Row]]:
     """One transaction from the pool; commits on success, rolls back and translates on error."""
     try:
         async with pool.connection() as conn, conn.transaction():

@@ -55,7 +55,9 @@ def migrate(url: str, *, on_apply: Callable[[Migration], None] = lambda m: None)
                 " version integer PRIMARY KEY, name text NOT NULL, checksum text NOT NULL,"
                 " applied_at timestamptz NOT NULL DEFAULT now())"
             )
-            done = {r["version"]: r["checksum"] for r in conn.execute("SELECT version, checksum FROM schema_migrations")}
+            done = {
+                r["version"]: r["checksum"] for r in conn.execute("SELECT version, checksum FROM schema_migrations")
+            }
             for migration in discover():
                 if migration.version in done:
                     if done[migration.version] != migration.checksum:

@@ -7,6 +7,8 @@ its database write commits, and every write is idempotent.
 
 from __future__ import annotations
 
+from typing import Any
+
 import faust
 
 from baogong.settings import Settings
@@ -40,8 +42,8 @@ def create_app(settings: Settings) -> faust.App:
     inventory.register(app, topic(topics.INVENTORY), deadletter, state)
     levels.register(app, topic(topics.CIRCLE_LEVELS), state)
 
-    @app.on_before_shutdown.connect
-    async def _close(sender: faust.App, **_: object) -> None:
+    @app.on_before_shutdown.connect  # type: ignore[arg-type]  # mode types the signal loosely
+    async def _close(sender: faust.App, **_: Any) -> None:
         await state.close()
 
     return app

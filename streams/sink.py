@@ -56,8 +56,16 @@ class ReportSink:
                 for r in rows:
                     ln = r.line
                     await copy.write_row(
-                        (ln.reported_at, ln.outlet_id, ln.necessity, ln.quantity, ln.sold_24h,
-                         r.supplier_id, ln.message_id, r.received_at)
+                        (
+                            ln.reported_at,
+                            ln.outlet_id,
+                            ln.necessity,
+                            ln.quantity,
+                            ln.sold_24h,
+                            r.supplier_id,
+                            ln.message_id,
+                            r.received_at,
+                        )
                     )
             await cur.execute(QUERIES["insert_reports_from_staging"])
             await cur.execute(QUERIES["upsert_stock_from_staging"])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 
 
@@ -36,9 +37,7 @@ def ensure_topics(bootstrap: str, names: list[str], partitions: int) -> None:
         brokers = len(admin.describe_cluster().get("brokers", [])) or 1
         missing = [NewTopic(n, partitions, min(3, brokers)) for n in names if n not in existing]
         if missing:
-            try:
+            with contextlib.suppress(TopicAlreadyExistsError):
                 admin.create_topics(missing)
-            except TopicAlreadyExistsError:
-                pass
     finally:
         admin.close()

@@ -41,18 +41,29 @@ def seed_tiny_city(url: str) -> dict[str, IssuedKey]:
     keys = {"s1": new_key(), "s2": new_key()}
     with connect(url) as conn:
         seed_reference(conn)
-        conn.execute("INSERT INTO suppliers (id, name, kind) VALUES ('s1', 'Test chain', 'chain'), "
-                     "('s2', 'Test market', 'market')")
+        conn.execute(
+            "INSERT INTO suppliers (id, name, kind) VALUES ('s1', 'Test chain', 'chain'), "
+            "('s2', 'Test market', 'market')"
+        )
         for supplier, key in keys.items():
-            conn.execute("INSERT INTO api_keys (prefix, supplier_id, key_hash) VALUES (%s, %s, %s)",
-                         (key.prefix, supplier, key.key_hash))
-        conn.execute("INSERT INTO circles (id, name, center_lat, center_lon) VALUES "
-                     "('T1', 'Test circle', 46.65, 126.97)")
-        conn.execute("INSERT INTO communities (id, name, street_office, population, circle_id) VALUES "
-                     "('T1-1', 'Test community', 'Test street', %s, 'T1')", (TINY_POPULATION,))
+            conn.execute(
+                "INSERT INTO api_keys (prefix, supplier_id, key_hash) VALUES (%s, %s, %s)",
+                (key.prefix, supplier, key.key_hash),
+            )
+        conn.execute(
+            "INSERT INTO circles (id, name, center_lat, center_lon) VALUES ('T1', 'Test circle', 46.65, 126.97)"
+        )
+        conn.execute(
+            "INSERT INTO communities (id, name, street_office, population, circle_id) VALUES "
+            "('T1-1', 'Test community', 'Test street', %s, 'T1')",
+            (TINY_POPULATION,),
+        )
         for outlet, supplier in (("O1", "s1"), ("O2", "s1"), ("O3", "s2")):
-            conn.execute("INSERT INTO outlets (id, name, business_type, supplier_id, community_id, lat, lon) "
-                         "VALUES (%s, %s, 'supermarket', %s, 'T1-1', 46.65, 126.97)", (outlet, outlet, supplier))
+            conn.execute(
+                "INSERT INTO outlets (id, name, business_type, supplier_id, community_id, lat, lon) "
+                "VALUES (%s, %s, 'supermarket', %s, 'T1-1', 46.65, 126.97)",
+                (outlet, outlet, supplier),
+            )
             conn.execute("INSERT INTO outlet_circles (outlet_id, circle_id) VALUES (%s, 'T1')", (outlet,))
     return keys
 
@@ -100,8 +111,12 @@ def wait_for(check: Callable[[], Any], timeout_s: float, what: str, every_s: flo
 def baogong_process(args: list[str], env: dict[str, str], log_path: Path) -> Iterator[subprocess.Popen[bytes]]:
     """Run `baogong ARGS` as a child process; stop it (SIGTERM, then SIGKILL) on exit."""
     with open(log_path, "wb") as log:
-        proc = subprocess.Popen([sys.executable, "-m", "baogong.cli", *args], env={**os.environ, **env},
-                                stdout=log, stderr=subprocess.STDOUT)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "baogong.cli", *args],
+            env={**os.environ, **env},
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
         try:
             yield proc
         finally:
@@ -111,3 +126,24 @@ def baogong_process(args: list[str], env: dict[str, str], log_path: Path) -> Ite
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
+
+
+def read_topic(bootstrap: str, topic: str, timeout_s: float = 10.0) -> list[tuple[bytes | None, bytes]]:
+    """Every message on `topic` from the beginning, read by partition assignment (no consumer group)."""
+    from kafka import KafkaConsumer, TopicPartition
+
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, group_id=None)
+    try:
+        partitions = consumer.partitions_for_topic(topic) or set()
+        assigned = [TopicPartition(topic, p) for p in partitions]
+        consumer.assign(assigned)
+        consumer.seek_to_beginning(*assigned)
+        end = consumer.end_offsets(assigned)
+        out: list[tuple[bytes | None, bytes]] = []
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline and any(consumer.position(tp) < end[tp] for tp in assigned):
+            for records in consumer.poll(timeout_ms=500).values():
+                out.extend((r.key, r.value) for r in records)
+        return out
+    finally:
+        consumer.close()

@@ -54,7 +54,8 @@ def evaluate(level: LevelView, hysteresis: float) -> Verdict:
         f"(shortage below {level.shortage_days:g})",
         "description": (
             f"Circle {level.circle_id} has {level.stock:,.0f} {level.unit} of {level.necessity} against a daily "
-            f"demand of {level.daily_demand:,.0f} {level.unit}; {level.coverage:.0%} of the outlets reported fresh stock."
+            f"demand of {level.daily_demand:,.0f} {level.unit}; "
+            f"{level.coverage:.0%} of the outlets reported fresh stock."
         ),
         "circle_name": level.circle_name,
         "days_of_supply": shown,

@@ -31,12 +31,22 @@ from schema.migrate import migrate
 from schema.seed import seed_demo
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
-COLOURS = {"OK": "\033[32m", "WATCH": "\033[33m", "SHORTAGE": "\033[31m", "CRITICAL": "\033[1;31m",
-           "STALE": "\033[90m"}
+COLOURS = {"OK": "\033[32m", "WATCH": "\033[33m", "SHORTAGE": "\033[31m", "CRITICAL": "\033[1;31m", "STALE": "\033[90m"}
 RESET = "\033[0m"
-SHORT = {"rice": "rice", "flour": "flour", "cooking_oil": "oil", "pork": "pork", "eggs": "eggs",
-         "leafy_vegetables": "leafy", "root_vegetables": "root", "milk": "milk", "bottled_water": "water",
-         "instant_noodles": "noodl", "salt": "salt", "fever_medicine": "medic"}
+SHORT = {
+    "rice": "rice",
+    "flour": "flour",
+    "cooking_oil": "oil",
+    "pork": "pork",
+    "eggs": "eggs",
+    "leafy_vegetables": "leafy",
+    "root_vegetables": "root",
+    "milk": "milk",
+    "bottled_water": "water",
+    "instant_noodles": "noodl",
+    "salt": "salt",
+    "fever_medicine": "medic",
+}
 BATCH = 500
 
 
@@ -66,10 +76,15 @@ class PageLog:
 
 def run_demo(base: Settings, duration_s: float | None = None) -> int:
     pages = PageLog()
-    settings = base.model_copy(update={
-        "webhook_urls": (*base.webhook_urls, pages.url), "level_interval_s": 2.0, "eval_interval_s": 2.0,
-        "alert_for_s": 10.0, "alert_clear_for_s": 10.0,
-    })
+    settings = base.model_copy(
+        update={
+            "webhook_urls": (*base.webhook_urls, pages.url),
+            "level_interval_s": 2.0,
+            "eval_interval_s": 2.0,
+            "alert_for_s": 10.0,
+            "alert_clear_for_s": 10.0,
+        }
+    )
     url = settings.database_url.get_secret_value()
     print("Baogong demo — SYNTHETIC city sized from Suihua's Beilin pilot (10 circles, 316,000 residents)")
     services.up(settings)
@@ -82,8 +97,11 @@ def run_demo(base: Settings, duration_s: float | None = None) -> int:
     procs: list[subprocess.Popen[bytes]] = []
     for name, args in (("api", ["api"]), ("worker", ["worker"]), ("alerts", ["alerts", "run"])):
         log = open(logs / f"demo-{name}.log", "wb")  # noqa: SIM115 - lives as long as the child
-        procs.append(subprocess.Popen([sys.executable, "-m", "baogong.cli", *args], env=env, stdout=log,
-                                      stderr=subprocess.STDOUT))
+        procs.append(
+            subprocess.Popen(
+                [sys.executable, "-m", "baogong.cli", *args], env=env, stdout=log, stderr=subprocess.STDOUT
+            )
+        )
         print(f"  started {name} (log: {logs / f'demo-{name}.log'})")
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
@@ -105,8 +123,14 @@ def run_demo(base: Settings, duration_s: float | None = None) -> int:
         print("demo stopped; services down.")
 
 
-def _loop(settings: Settings, keys: dict[str, str], pages: PageLog, procs: list[subprocess.Popen[bytes]],
-          stop: threading.Event, duration_s: float | None) -> int:
+def _loop(
+    settings: Settings,
+    keys: dict[str, str],
+    pages: PageLog,
+    procs: list[subprocess.Popen[bytes]],
+    stop: threading.Event,
+    duration_s: float | None,
+) -> int:
     api = f"http://{settings.api_host}:{settings.api_port}"
     with httpx.Client(timeout=30) as client:
         _wait_api(client, api, procs)
@@ -170,9 +194,13 @@ def _draw(settings: Settings, scenario: Scenario, elapsed: float, pushed: int, p
     for r in levels:
         table.setdefault(str(r["circle_id"]), {})[str(r["necessity"])] = (r["days_of_supply"], str(r["status"]))  # type: ignore[assignment]
     out = ["\033[2J\033[H"]
-    phase = ("normal" if elapsed < scenario.short_from_s else
-             f"{scenario.necessity} deliveries to {scenario.circle_id} stopped" if elapsed < scenario.short_until_s
-             else f"{scenario.necessity} restocked in {scenario.circle_id}")
+    phase = (
+        "normal"
+        if elapsed < scenario.short_from_s
+        else f"{scenario.necessity} deliveries to {scenario.circle_id} stopped"
+        if elapsed < scenario.short_until_s
+        else f"{scenario.necessity} restocked in {scenario.circle_id}"
+    )
     out.append(f"Baogong demo  t={elapsed:5.0f}s  records accepted: {pushed:,}  scenario: {phase}   (Ctrl-C stops)")
     out.append("days of supply per living circle (status colour: OK WATCH SHORTAGE CRITICAL STALE)")
     out.append("circle " + " ".join(f"{SHORT[n]:>6}" for n in SHORT))
@@ -184,8 +212,13 @@ def _draw(settings: Settings, scenario: Scenario, elapsed: float, pushed: int, p
             cells.append(f"{COLOURS.get(status, '')}{text:>6}{RESET}")
         out.append(f"{circle:6} " + " ".join(cells))
     out.append("")
-    out.append("open alerts: " + (", ".join(f"{a['circle_id']}/{a['necessity']} {a['state']} ({a['severity']})"
-                                            for a in open_alerts) or "none"))
+    out.append(
+        "open alerts: "
+        + (
+            ", ".join(f"{a['circle_id']}/{a['necessity']} {a['state']} ({a['severity']})" for a in open_alerts)
+            or "none"
+        )
+    )
     out.append("pages received by the demo webhook:")
     out.extend(f"  {line}" for line in pages.lines[-8:]) if pages.lines else out.append("  (none yet)")
     print("\n".join(out), flush=True)

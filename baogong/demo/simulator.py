@@ -36,10 +36,8 @@ class Scenario:
     short_until_s: float = 60.0
 
     def factor(self, elapsed_s: float, outlet_circles: tuple[str, ...], necessity: str) -> float:
-        if necessity == self.necessity and self.circle_id in outlet_circles:
-            if self.short_from_s <= elapsed_s < self.short_until_s:
-                return self.short_fraction
-        return 1.0
+        hit = necessity == self.necessity and self.circle_id in outlet_circles
+        return self.short_fraction if hit and self.short_from_s <= elapsed_s < self.short_until_s else 1.0
 
 
 class Simulator:
@@ -61,7 +59,9 @@ class Simulator:
         for o in self.outlets:
             home = o.circle_ids[0]
             for n in CARRIES[o.business_type]:
-                need = population[home] * NECESSITY_BY_CODE[n].per_capita_daily * circle_days[home]
+                spec = NECESSITY_BY_CODE[n]
+                days = max(circle_days[home], spec.watch_days * 1.3)  # a normal day is comfortably OK
+                need = population[home] * spec.per_capita_daily * days
                 self.base[(o.id, n)] = need / carriers[(home, n)] * (0.7 + 0.6 * self._rng.random())
 
     def records(self, elapsed_s: float, now: datetime) -> dict[str, list[dict[str, Any]]]:
@@ -77,7 +77,13 @@ class Simulator:
                 if unit == "kg" and o.business_type in MASS_IN_JIN:
                     unit, qty = "斤", qty * 2
                 out[o.supplier_id].append(
-                    {"outlet_id": o.id, "necessity": n, "quantity": round(qty, 1), "unit": unit,
-                     "reported_at": stamp, "sold_24h": round(qty / 10, 1)}
+                    {
+                        "outlet_id": o.id,
+                        "necessity": n,
+                        "quantity": round(qty, 1),
+                        "unit": unit,
+                        "reported_at": stamp,
+                        "sold_24h": round(qty / 10, 1),
+                    }
                 )
         return out

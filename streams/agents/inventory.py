@@ -38,12 +38,19 @@ def register(app: faust.App, source: faust.TopicT, deadletter: faust.TopicT, sta
                 received = (report.received_at if report else None) or datetime.now(UTC)
                 rows.extend(SinkRow(supplier, received, ln) for ln in lines)
                 for rej in rejections:
-                    dead.append({"supplier_id": supplier, "source": "kafka", **rej.as_dict(),
-                                 "payload": raw.decode("utf-8", "replace")})
+                    dead.append(
+                        {
+                            "supplier_id": supplier,
+                            "source": "kafka",
+                            **rej.as_dict(),
+                            "payload": raw.decode("utf-8", "replace"),
+                        }
+                    )
             await state.sink.write(rows)
             for body in dead:
-                log.warning("dead-lettered: supplier=%s field=%s reason=%s", body["supplier_id"], body["field"],
-                            body["reason"])
+                log.warning(
+                    "dead-lettered: supplier=%s field=%s reason=%s", body["supplier_id"], body["field"], body["reason"]
+                )
                 await deadletter.send(key=str(body["supplier_id"]).encode(), value=orjson.dumps(body))
 
 

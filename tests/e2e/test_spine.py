@@ -9,6 +9,7 @@ Runs on the configured broker (Apache Kafka under `make test`) and on Tansu.
 
 from __future__ import annotations
 
+import json
 import time
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -19,15 +20,20 @@ import pytest
 
 from baogong.settings import Settings
 from schema.db import connect
-from tests.support import Receiver, baogong_process, free_port, seed_tiny_city, wait_for
+from tests.support import Receiver, baogong_process, free_port, read_topic, seed_tiny_city, wait_for
 
 pytestmark = pytest.mark.e2e
 SHANGHAI_OFFSET = "+08:00"
 
 
 def _rice(outlet: str, kg: float, at: datetime) -> dict[str, Any]:
-    return {"outlet_id": outlet, "necessity": "rice", "quantity": kg, "unit": "kg",
-            "reported_at": at.strftime("%Y-%m-%dT%H:%M:%S") + SHANGHAI_OFFSET}
+    return {
+        "outlet_id": outlet,
+        "necessity": "rice",
+        "quantity": kg,
+        "unit": "kg",
+        "reported_at": at.strftime("%Y-%m-%dT%H:%M:%S") + SHANGHAI_OFFSET,
+    }
 
 
 def _level(url: str) -> dict[str, Any] | None:
@@ -44,10 +50,18 @@ def test_stock_report_pages_once_and_resolves_once(
     receiver = Receiver()
     api_port = free_port()
     settings = Settings.from_env(
-        kafka_bootstrap=kafka_bootstrap, database_url=database_url, topic_prefix=topic_prefix,
-        worker_id=f"baogong-test-{topic_prefix.strip('.')}", worker_port=free_port(), api_port=api_port,
-        level_interval_s=1.0, eval_interval_s=1.0, alert_for_s=2.0, alert_clear_for_s=2.0,
-        webhook_urls=(receiver.url,), sink_max_wait_s=0.2,
+        kafka_bootstrap=kafka_bootstrap,
+        database_url=database_url,
+        topic_prefix=topic_prefix,
+        worker_id=f"baogong-test-{topic_prefix.strip('.')}",
+        worker_port=free_port(),
+        api_port=api_port,
+        level_interval_s=1.0,
+        eval_interval_s=1.0,
+        alert_for_s=2.0,
+        alert_clear_for_s=2.0,
+        webhook_urls=(receiver.url,),
+        sink_max_wait_s=0.2,
     )
     env = settings.env()
     api = f"http://127.0.0.1:{api_port}"
@@ -61,9 +75,11 @@ def test_stock_report_pages_once_and_resolves_once(
         assert r.json()["accepted"] == 2
 
     try:
-        with baogong_process(["api"], env, tmp_path / "api.log"), \
-                baogong_process(["worker"], env, tmp_path / "worker.log"), \
-                baogong_process(["alerts", "run"], env, tmp_path / "alerts.log"):
+        with (
+            baogong_process(["api"], env, tmp_path / "api.log"),
+            baogong_process(["worker"], env, tmp_path / "worker.log"),
+            baogong_process(["alerts", "run"], env, tmp_path / "alerts.log"),
+        ):
             wait_for(lambda: _healthy(api), 60, "the API to answer")
 
             push(1000, now - timedelta(minutes=3))  # 2,000 kg for 250 kg/day: 8 days
@@ -101,6 +117,10 @@ def test_stock_report_pages_once_and_resolves_once(
         assert [r["state"] for r in rows] == ["resolved"]
         reports = conn.execute("SELECT count(*) AS n FROM outlet_reports").fetchone()
         assert reports["n"] == 8  # 4 pushes x 2 outlets, each exactly once
+
+    levels = [json.loads(v) for k, v in read_topic(kafka_bootstrap, topic_prefix + "supply.circle-levels.v1")]
+    assert levels and all(m["circle_id"] == "T1" for m in levels)
+    assert {m["necessities"]["rice"]["status"] for m in levels} >= {"OK", "SHORTAGE"}
 
 
 def _healthy(api: str) -> bool:

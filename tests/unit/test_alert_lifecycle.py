@@ -17,8 +17,9 @@ def run(days_series: list[tuple[int, float | None, str]]) -> tuple[Alert | None,
     alert: Alert | None = None
     events: list[Event] = []
     for second, days, status in days_series:
-        alert, event = step(alert, shortage.evaluate(level(days, status), 0.2), "shortage", T0 + timedelta(seconds=second),
-                            POLICY)
+        alert, event = step(
+            alert, shortage.evaluate(level(days, status), 0.2), "shortage", T0 + timedelta(seconds=second), POLICY
+        )
         if event:
             events.append(event)
     return alert, events

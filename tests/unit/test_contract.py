@@ -9,13 +9,21 @@ from ingest.keys import demo_key, hash_key, new_key, parse_prefix, verify
 from ingest.units import UnitError, to_canonical
 
 NOW = datetime(2026, 11, 25, 4, 0, tzinfo=UTC)  # 12:00 in Shanghai
-CTX = Context(units={"rice": "kg", "milk": "L", "instant_noodles": "piece"},
-              outlet_owner={"O1": "s1", "O2": "s1", "O3": "s2"}, now=NOW)
+CTX = Context(
+    units={"rice": "kg", "milk": "L", "instant_noodles": "piece"},
+    outlet_owner={"O1": "s1", "O2": "s1", "O3": "s2"},
+    now=NOW,
+)
 
 
 def rec(**over: object) -> dict[str, object]:
-    base: dict[str, object] = {"outlet_id": "O1", "necessity": "rice", "quantity": 10, "unit": "kg",
-                               "reported_at": "2026-11-25T11:00:00+08:00"}
+    base: dict[str, object] = {
+        "outlet_id": "O1",
+        "necessity": "rice",
+        "quantity": 10,
+        "unit": "kg",
+        "reported_at": "2026-11-25T11:00:00+08:00",
+    }
     return {**base, **over}
 
 
@@ -46,8 +54,9 @@ def test_naive_time_means_shanghai() -> None:
         (rec(reported_at="yesterday"), "reported_at", "invalid", "datetime"),
     ],
 )
-def test_each_rejection_names_index_field_and_reason(record: dict[str, object], field: str, code: str,
-                                                     fragment: str) -> None:
+def test_each_rejection_names_index_field_and_reason(
+    record: dict[str, object], field: str, code: str, fragment: str
+) -> None:
     good, bad = validate_records([rec(), record, rec(outlet_id="O2")], CTX, "s1")
     assert [g.outlet_id for g in good] == ["O1", "O2"]  # neighbours survive
     assert len(bad) == 1
@@ -62,8 +71,15 @@ def test_non_object_record_is_rejected() -> None:
 
 def test_group_reports_one_message_per_outlet_and_time() -> None:
     good, _ = validate_records(
-        [rec(), rec(necessity="milk", unit="ml", quantity=500), rec(outlet_id="O2"),
-         rec(reported_at="2026-11-25T11:30:00+08:00")], CTX, "s1")
+        [
+            rec(),
+            rec(necessity="milk", unit="ml", quantity=500),
+            rec(outlet_id="O2"),
+            rec(reported_at="2026-11-25T11:30:00+08:00"),
+        ],
+        CTX,
+        "s1",
+    )
     reports = group_reports(good, "s1", NOW)
     assert [(r.outlet_id, len(r.lines)) for r in reports] == [("O1", 2), ("O2", 1), ("O1", 1)]
     assert reports[0].lines[1].quantity == 0.5
