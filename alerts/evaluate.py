@@ -1,25 +1,26 @@
-"""Rule evaluation: stored levels in, alert changes and queued notifications out.
+"""Rule evaluation: stored rows in, alert changes and queued notifications out.
 
 `evaluate_once` runs in one transaction under an advisory lock, so two
-dispatchers never evaluate at once: it reads the latest circle levels and the
-open alerts, steps each through `alerts.model.step`, writes the changes, and
-queues one notification per receiver for every page (the outbox). Either all
-of that commits or none of it does, so a page is never lost between
-"the alert fired" and "someone must be told".
+dispatchers never evaluate at once: for each rule it reads the subjects and
+the rule's open alerts, steps each through `alerts.model.step`, writes the
+changes, and queues one notification per receiver of the rule's audience for
+every page (the outbox). Either all of that commits or none of it does, so a
+page is never lost between "the alert fired" and "someone must be told".
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
+from typing import Any
 
 from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool
 
 from alerts.model import Alert, Event, Policy, step
 from alerts.notify.webhook import alertmanager_payload
-from alerts.rules import shortage
+from alerts.rules import Audience, Rule
 from schema.db import QUERIES, Row, transaction
 
 
@@ -30,48 +31,37 @@ class Page:
 
 
 async def evaluate_once(
-    pool: AsyncConnectionPool, now: datetime, policy: Policy, hysteresis: float, receivers: Sequence[str]
+    pool: AsyncConnectionPool[Any],
+    now: datetime,
+    policy: Policy,
+    rules: Sequence[Rule],
+    receivers: Mapping[Audience, Sequence[str]],
 ) -> list[Page]:
-    """Evaluate the shortage rule over all latest levels; return the pages queued."""
+    """Evaluate every rule once; return the pages queued."""
     pages: list[Page] = []
     async with transaction(pool) as conn, conn.cursor() as cur:
         await cur.execute(QUERIES["evaluation_lock"])
-        await cur.execute(QUERIES["levels_for_rules"])
-        levels = await cur.fetchall()
-        await cur.execute(QUERIES["open_alerts"], {"rule": shortage.RULE})
-        open_alerts = {r["fingerprint"]: _alert(r) for r in await cur.fetchall()}
-        for row in levels:
-            verdict = shortage.evaluate(
-                shortage.LevelView(
-                    circle_id=row["circle_id"],
-                    circle_name=row["circle_name"],
-                    necessity=row["necessity"],
-                    necessity_name=row["necessity_name"],
-                    unit=row["unit"],
-                    days_of_supply=row["days_of_supply"],
-                    stock=row["stock"],
-                    daily_demand=row["daily_demand"],
-                    coverage=row["coverage"],
-                    status=row["status"],
-                    shortage_days=row["shortage_days"],
-                    critical_days=row["critical_days"],
-                ),
-                hysteresis,
-            )
-            before = open_alerts.get(verdict.fingerprint)
-            after, event = step(before, verdict, shortage.RULE, now, policy)
-            if after is None or after == before:
-                continue
-            if after.id is None:
-                await cur.execute(QUERIES["insert_alert"], _params(after))
-                created = await cur.fetchone()
-                assert created is not None
-                after = replace(after, id=int(created["id"]))
-            else:
-                await cur.execute(QUERIES["update_alert"], _params(after))
-            if event is not None:
+        for rule in rules:
+            await cur.execute(QUERIES[rule.query], rule.params or {})
+            verdicts = rule.verdicts(await cur.fetchall())
+            await cur.execute(QUERIES["open_alerts"], {"rule": rule.name})
+            open_alerts = {r["fingerprint"]: _alert(r) for r in await cur.fetchall()}
+            for verdict in verdicts:
+                before = open_alerts.get(verdict.fingerprint)
+                after, event = step(before, verdict, rule.name, now, policy)
+                if after is None or after == before:
+                    continue
+                if after.id is None:
+                    await cur.execute(QUERIES["insert_alert"], _params(after))
+                    created = await cur.fetchone()
+                    assert created is not None
+                    after = replace(after, id=int(created["id"]))
+                else:
+                    await cur.execute(QUERIES["update_alert"], _params(after))
+                if event is None:
+                    continue
                 pages.append(Page(after, event))
-                for receiver in receivers:
+                for receiver in receivers.get(rule.audience, ()):
                     await cur.execute(
                         QUERIES["insert_notification"],
                         {

@@ -1,6 +1,6 @@
 """The alert dispatcher: the one place its stages are composed.
 
-    stored levels -> evaluate (rules + lifecycle, outbox) -> deliver (notifiers, retry)
+    stored levels, feed health -> evaluate (rules + lifecycle, outbox) -> deliver (notifiers, retry)
 
 `run` loops until cancelled: evaluate every `eval_interval_s`, deliver
 whatever is due every second. A failing stage logs and retries on the next
@@ -21,6 +21,7 @@ from alerts.evaluate import evaluate_once
 from alerts.model import Policy
 from alerts.notify import Notifier
 from alerts.notify.webhook import WebhookNotifier
+from alerts.rules import Audience, feed, shortage
 from baogong.settings import Settings
 from schema.db import DatabaseError, make_pool
 
@@ -33,9 +34,17 @@ async def run(settings: Settings) -> None:
     await pool.open(wait=True, timeout=60)
     async with httpx.AsyncClient(timeout=settings.notify_timeout_s) as client:
         notifiers: dict[str, Notifier] = {}
-        for url in settings.webhook_urls:
-            n = WebhookNotifier(url, client)
-            notifiers[n.name] = n
+        audiences: dict[Audience, list[str]] = {"responders": [], "operators": []}
+        operator_urls = settings.operator_webhook_urls or settings.webhook_urls
+        for audience, urls in (("responders", settings.webhook_urls), ("operators", operator_urls)):
+            for url in urls:
+                n = WebhookNotifier(url, client)
+                notifiers[n.name] = n
+                audiences[audience].append(n.name)  # type: ignore[index]
+        rules = [
+            shortage.rule(settings.hysteresis),
+            feed.rule(settings.feed_reject_ratio, settings.feed_min_rejects, settings.feed_window_min),
+        ]
         log.info("alert dispatcher: receivers %s", ", ".join(notifiers) or "(none configured)")
         next_eval = 0.0
         try:
@@ -43,9 +52,7 @@ async def run(settings: Settings) -> None:
                 if time.monotonic() >= next_eval:
                     next_eval = time.monotonic() + settings.eval_interval_s
                     try:
-                        for page in await evaluate_once(
-                            pool, datetime.now(UTC), policy, settings.hysteresis, list(notifiers)
-                        ):
+                        for page in await evaluate_once(pool, datetime.now(UTC), policy, rules, audiences):
                             log.info(
                                 "%s %s %s",
                                 page.event.value.upper(),

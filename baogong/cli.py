@@ -7,6 +7,11 @@
     baogong worker                    the Faust stream worker
     baogong alerts run                the alert dispatcher (rules, lifecycle, notifiers)
     baogong alerts list               recent alerts
+    baogong push FILE [--prices]      send a supplier's CSV/XLSX/JSON file to the API, with progress
+    baogong keys create|rotate|revoke|list   supplier API keys (stored hashed)
+    baogong skus import --supplier S FILE    a supplier's SKU map
+    baogong outlets import FILE       the outlet registry (CSV/XLSX)
+    baogong contract export           write the JSON Schemas in schema/contract/
     baogong demo                      all of the above plus a simulator, live in the terminal
 
 Settings come from BAOGONG_* environment variables (see README); errors say
@@ -21,8 +26,10 @@ import contextlib
 import logging
 import sys
 from collections.abc import Callable, Sequence
+from pathlib import Path
 
 from baogong.settings import Settings
+from ingest import cli_keys  # TEMP
 
 
 def _services(settings: Settings, args: argparse.Namespace) -> int:
@@ -67,7 +74,12 @@ def _api(settings: Settings, args: argparse.Namespace) -> int:
     from ingest.http import create_app
 
     uvicorn.run(
-        create_app(settings), host=settings.api_host, port=settings.api_port, log_level="info", access_log=False
+        create_app(settings),
+        host=settings.api_host,
+        port=settings.api_port,
+        log_level="info",
+        log_config=None,
+        access_log=False,
     )
     return 0
 
@@ -102,6 +114,64 @@ def _alerts(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def _push(settings: Settings, args: argparse.Namespace) -> int:
+    from ingest.formats import BodyError
+    from ingest.push import PushError, push_file
+
+    key = args.key or (settings.api_key.get_secret_value() if settings.api_key else None)
+    if not key:
+        print("baogong push: no API key; set BAOGONG_API_KEY or pass --key", file=sys.stderr)
+        return 2
+    try:
+        result = push_file(
+            args.file, "price" if args.prices else "inventory", args.url or settings.api_url, key, batch=args.batch
+        )
+    except (PushError, BodyError, OSError) as exc:
+        print(f"baogong push: {exc}", file=sys.stderr)
+        return 2
+    print(
+        f"{args.file}: {result.records:,} records, {result.accepted:,} accepted, "
+        f"{result.duplicates:,} duplicates, {len(result.rejected):,} rejected"
+    )
+    for rej in result.rejected[: args.show]:
+        where = f"line {rej['line']}" if "line" in rej else f"record {rej['index']}"
+        print(f"  {where}: {rej['field']}: {rej['reason']}")
+    if len(result.rejected) > args.show:
+        print(f"  … and {len(result.rejected) - args.show} more (--show N to see them)")
+    return 3 if result.rejected else 0
+
+
+def _skus(settings: Settings, args: argparse.Namespace) -> int:
+    from ingest.formats import BodyError, kind_of
+    from ingest.skus import SkuMapError, import_skus
+
+    try:
+        result = import_skus(
+            settings.database_url.get_secret_value(),
+            args.supplier,
+            args.file.read_bytes(),
+            kind_of(None, args.file.name),
+        )
+    except (SkuMapError, BodyError, OSError) as exc:
+        print(f"baogong skus import: {exc}", file=sys.stderr)
+        return 2
+    print(
+        f"{args.file}: {result.rows} rows, {result.upserted} SKUs stored for {args.supplier}, "
+        f"{len(result.rejected)} rejected"
+    )
+    for rej in result.rejected:
+        print(f"  line {rej['line']}: {rej['field']}: {rej['reason']}")
+    return 3 if result.rejected else 0
+
+
+def _contract(settings: Settings, args: argparse.Namespace) -> int:
+    from ingest.jsonschema import export
+
+    for path in export():
+        print(f"wrote {path}")
+    return 0
+
+
 def _demo(settings: Settings, args: argparse.Namespace) -> int:
     from baogong.demo.run import run_demo
 
@@ -133,6 +203,28 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("action", choices=["run", "list"])
     p.add_argument("--limit", type=int, default=20)
     p.set_defaults(func=_alerts)
+
+    p = sub.add_parser("push", help="send a CSV/XLSX/JSON/NDJSON file of records to the API")
+    p.add_argument("file", type=Path)
+    p.add_argument("--prices", action="store_true", help="the file holds prices, not stock")
+    p.add_argument("--url", help="API base URL (default BAOGONG_API_URL)")
+    p.add_argument("--key", help="supplier API key (default BAOGONG_API_KEY; prefer the variable)")
+    p.add_argument("--batch", type=int, default=1000, help="records per request")
+    p.add_argument("--show", type=int, default=20, help="rejections to print")
+    p.set_defaults(func=_push)
+
+    p = sub.add_parser("skus", help="supplier SKU maps")
+    p.add_argument("action", choices=["import"])
+    p.add_argument("file", type=Path)
+    p.add_argument("--supplier", required=True)
+    p.set_defaults(func=_skus)
+
+    p = sub.add_parser("contract", help="the record contract as JSON Schema")
+    p.add_argument("action", choices=["export"])
+    p.set_defaults(func=_contract)
+
+    cli_keys.register(sub)
+    # TEMP cli_outlets.register(sub)
 
     p = sub.add_parser("demo", help="run everything on the demo city, live")
     p.add_argument("--duration", type=float, default=None, help="stop after this many seconds")

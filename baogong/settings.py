@@ -35,11 +35,18 @@ class Settings(BaseModel):
     state_dir: Path = Field(REPO_ROOT / ".baogong", description="where local services keep data, logs and pids")
     local_kafka: str = Field("auto", description="local broker for `baogong services up`: apache, tansu or auto")
 
+    api_url: str = Field("http://127.0.0.1:8088", description="where `baogong push` sends files")
+    api_key: SecretStr | None = Field(None, description="the supplier key `baogong push` uses")
     api_host: str = "127.0.0.1"
     api_port: int = 8088
     max_request_bytes: int = Field(10 * 1024 * 1024, description="HTTP bodies above this get 413")
     clock_skew_s: float = Field(300.0, description="how far in the future a reported_at may be")
     retention_days: int = Field(35, description="reports older than this are rejected")
+
+    rate_limit_per_s: float = Field(20_000.0, description="records per second per API key (token bucket)")
+    rate_limit_burst: float = Field(200_000.0, description="records an API key may send at once")
+    deadletter_per_minute: float = Field(1_000.0, description="dead letters per supplier per minute, beyond: counted")
+    dedup_window_h: int = Field(48, description="how long a record's idempotency key is remembered")
 
     worker_id: str = Field("baogong-streams", description="Faust app id = Kafka consumer group")
     worker_port: int = Field(6066, description="Faust web port of the stream worker")
@@ -52,7 +59,11 @@ class Settings(BaseModel):
     alert_for_s: float = Field(60.0, description="a condition must hold this long before it fires")
     alert_clear_for_s: float = Field(60.0, description="recovery must hold this long before it resolves")
     hysteresis: float = Field(0.2, description="resolve only above threshold * (1 + hysteresis)")
-    webhook_urls: tuple[str, ...] = Field((), description="Alertmanager-format webhook receivers")
+    webhook_urls: tuple[str, ...] = Field((), description="Alertmanager-format webhook receivers (responders)")
+    operator_webhook_urls: tuple[str, ...] = Field((), description="receivers of feed alerts; default webhook_urls")
+    feed_window_min: int = Field(10, description="minutes of feed health the feed-quality rule looks at")
+    feed_reject_ratio: float = Field(0.5, description="feed alert when this share of a feed's records is rejected")
+    feed_min_rejects: int = Field(50, description="... and at least this many were rejected in the window")
     notify_timeout_s: float = 10.0
 
     @classmethod
@@ -63,11 +74,11 @@ class Settings(BaseModel):
         """
         source = os.environ if env is None else env
         values: dict[str, Any] = {}
-        for name, field in cls.model_fields.items():
+        for name in cls.model_fields:
             raw = source.get(ENV_PREFIX + name.upper())
             if raw is None:
                 continue
-            if field.annotation in ("tuple[str, ...]",) or name == "webhook_urls":
+            if name.endswith("_urls"):
                 values[name] = tuple(u.strip() for u in raw.split(",") if u.strip())
             else:
                 values[name] = raw
@@ -83,6 +94,8 @@ class Settings(BaseModel):
         out: dict[str, str] = {}
         for name in type(self).model_fields:
             value = getattr(self, name)
+            if value is None:
+                continue
             if isinstance(value, SecretStr):
                 value = value.get_secret_value()
             elif isinstance(value, tuple):

@@ -1,11 +1,14 @@
 """The supplier contract: records, report messages, and the one set of validation rules.
 
-Every path into Baogong — HTTP, spreadsheet, a supplier's own Kafka producer —
-validates with this module, so a record accepted on one path is accepted on
-all of them and a rejection reads the same everywhere.
+Every path into Baogong — HTTP (JSON, NDJSON, CSV, XLSX), `baogong push`, a
+supplier's own Kafka producer — validates with this module, so a record
+accepted on one path is accepted on all of them and a rejection reads the
+same everywhere. The pydantic models here are the contract; the JSON Schema
+files in `schema/contract/` are generated from them (`baogong contract
+export`), and a test keeps the two identical.
 
-Pure: no I/O. What validation needs to know about the world (the catalogue,
-who owns which outlet, the clock) comes in a `Context`.
+Pure: no I/O. What validation needs to know about the world (catalogue units,
+who owns which outlet, SKU maps, the clock) comes in a `Context`.
 
 Shapes:
 - a *record* is one line a supplier sends: one outlet, one necessity, one time;
@@ -15,6 +18,7 @@ Shapes:
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -23,98 +27,151 @@ from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from ingest.units import UnitError, to_canonical
+from ingest.units import UnitError, factor, is_pack_word
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
+Kind = Literal["inventory", "price"]
 
 
-def _aware(value: datetime) -> datetime:
+def _aware(value: datetime | None) -> datetime | None:
     """Naive times are Asia/Shanghai (the contract); aware ones are kept."""
+    if value is None:
+        return None
     return value.replace(tzinfo=SHANGHAI) if value.tzinfo is None else value
 
 
-class InventoryRecord(BaseModel):
-    """One stock line as a supplier sends it (JSON object, NDJSON line or CSV row)."""
+_Outlet = Field(min_length=1, max_length=64, description="the outlet's id in the registry; must be yours")
+_Necessity = Field(None, min_length=1, max_length=64, description="catalogue code, e.g. rice; or give `sku`")
+_Sku = Field(None, min_length=1, max_length=64, description="your SKU code, mapped to a necessity and pack size")
+_Unit = Field(min_length=1, max_length=32, description="kg, g, 斤, L, ml, piece, a pack such as 5kg or 12x550ml")
+_MessageId = Field(None, min_length=1, max_length=128, description="idempotency key; repeats are duplicates")
 
+
+class _Record(BaseModel):
     model_config = ConfigDict(extra="ignore", str_strip_whitespace=True)
 
-    outlet_id: str = Field(min_length=1, max_length=64)
-    necessity: str | None = Field(None, min_length=1, max_length=64)
-    sku: str | None = Field(None, min_length=1, max_length=64)
-    quantity: float = Field(ge=0, allow_inf_nan=False, description="on-hand stock, in `unit`")
-    unit: str = Field(min_length=1, max_length=16)
+    outlet_id: str = _Outlet
+    necessity: str | None = _Necessity
+    sku: str | None = _Sku
+    unit: str = _Unit
     reported_at: datetime = Field(description="ISO 8601 with offset; naive means Asia/Shanghai")
-    sold_24h: float | None = Field(None, ge=0, allow_inf_nan=False, description="sold in the last 24 h, in `unit`")
-    message_id: str | None = Field(None, min_length=1, max_length=128, description="idempotency key")
+    message_id: str | None = _MessageId
 
     _aware = field_validator("reported_at")(_aware)
 
 
-class ReportLine(BaseModel):
-    """One necessity inside a report message, in the necessity's canonical unit."""
+class InventoryRecord(_Record):
+    """One stock line as a supplier sends it (JSON object, NDJSON line, CSV or XLSX row)."""
 
+    quantity: float = Field(ge=0, allow_inf_nan=False, description="on-hand stock in `unit` (a level, not a delta)")
+    sold_24h: float | None = Field(None, ge=0, allow_inf_nan=False, description="sold in the last 24 h, in `unit`")
+
+
+class PriceRecord(_Record):
+    """One retail price as a supplier sends it."""
+
+    price: float = Field(gt=0, allow_inf_nan=False, description="CNY per `unit`")
+
+
+class _Line(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
-    necessity: str | None = Field(None, min_length=1, max_length=64)
-    sku: str | None = Field(None, min_length=1, max_length=64)
+    necessity: str | None = _Necessity
+    sku: str | None = _Sku
+    unit: str = _Unit
+    message_id: str | None = _MessageId
+
+
+class InventoryLine(_Line):
     quantity: float = Field(ge=0, allow_inf_nan=False)
-    unit: str = Field(min_length=1, max_length=16)
     sold_24h: float | None = Field(None, ge=0, allow_inf_nan=False)
-    message_id: str | None = Field(None, min_length=1, max_length=128)
 
 
-class InventoryReport(BaseModel):
-    """The message on `supply.inventory.v1`: one outlet, one `reported_at`, its lines."""
+class PriceLine(_Line):
+    price: float = Field(gt=0, allow_inf_nan=False)
 
+
+class _Report(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
-    kind: Literal["inventory"] = "inventory"
     v: Literal[1] = 1
     supplier_id: str = Field(min_length=1, max_length=64)
-    outlet_id: str = Field(min_length=1, max_length=64)
+    outlet_id: str = _Outlet
     reported_at: datetime
     received_at: datetime | None = None
-    lines: list[ReportLine] = Field(min_length=1)
 
-    _aware = field_validator("reported_at", "received_at")(lambda v: None if v is None else _aware(v))
+    _aware = field_validator("reported_at", "received_at")(_aware)
+
+
+class InventoryReport(_Report):
+    """The message on `supply.inventory.v1`: one outlet, one `reported_at`, its stock lines."""
+
+    kind: Literal["inventory"] = "inventory"
+    lines: list[InventoryLine] = Field(min_length=1, max_length=1000)
+
+
+class PriceReport(_Report):
+    """The message on `supply.prices.v1`: one outlet, one `reported_at`, its price lines."""
+
+    kind: Literal["price"] = "price"
+    lines: list[PriceLine] = Field(min_length=1, max_length=1000)
+
+
+RECORD_MODELS: dict[Kind, type[_Record]] = {"inventory": InventoryRecord, "price": PriceRecord}
+REPORT_MODELS: dict[Kind, type[_Report]] = {"inventory": InventoryReport, "price": PriceReport}
+
+RejectCode = Literal["invalid", "forbidden", "unknown_outlet"]
 
 
 @dataclass(frozen=True, slots=True)
 class Rejection:
-    """Why one record (or message) was refused. `index` is 0-based; CSV callers add the line."""
+    """Why one record (or message) was refused. `index` is 0-based in the request; `line` as a person counts."""
 
     index: int
     field: str
     reason: str
-    code: Literal["invalid", "forbidden", "unknown_outlet", "duplicate"] = "invalid"
+    code: RejectCode = "invalid"
     outlet_id: str | None = None
+    line: int | None = None
 
     def as_dict(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"index": self.index, "field": self.field, "reason": self.reason, "code": self.code}
+        out: dict[str, Any] = {"index": self.index}
+        if self.line is not None:
+            out["line"] = self.line
+        out.update(field=self.field, reason=self.reason, code=self.code)
         if self.outlet_id is not None:
             out["outlet_id"] = self.outlet_id
         return out
 
 
 @dataclass(frozen=True, slots=True)
-class StockLine:
-    """A validated stock line in canonical units, ready to group or to write."""
+class Accepted:
+    """A validated line in canonical units: `amount` is a quantity (inventory) or CNY per unit (price)."""
 
+    index: int
     outlet_id: str
     necessity: str
-    quantity: float
+    amount: float
     unit: str
     reported_at: datetime
     sold_24h: float | None
     message_id: str | None
 
 
+@dataclass(frozen=True, slots=True)
+class Sku:
+    necessity: str
+    pack_quantity: float
+    pack_unit: str
+
+
 @dataclass(frozen=True)
 class Context:
-    """What validation needs to know: catalogue units, outlet owners, the clock and its limits."""
+    """What validation needs to know: catalogue units, outlet owners, SKU maps, the clock and its limits."""
 
     units: Mapping[str, str]  # necessity code -> canonical unit
     outlet_owner: Mapping[str, str]  # outlet id -> supplier id
+    skus: Mapping[tuple[str, str], Sku] = field(default_factory=dict)  # (supplier, sku) -> mapping
     now: datetime = field(default_factory=lambda: datetime.now(UTC))
     clock_skew: timedelta = timedelta(minutes=5)
     retention: timedelta = timedelta(days=35)
@@ -126,32 +183,40 @@ def _field_error(exc: ValidationError) -> tuple[str, str]:
     return loc, first["msg"]
 
 
-def check_line(
+def _resolve(
     index: int,
+    supplier_id: str,
     outlet_id: str,
     necessity: str | None,
-    quantity: float,
+    sku: str | None,
     unit: str,
     reported_at: datetime,
-    sold_24h: float | None,
-    message_id: str | None,
     ctx: Context,
-    supplier_id: str,
-) -> StockLine | Rejection:
-    """The rules every stock line obeys, whatever path it came by."""
+) -> tuple[str, str, float] | Rejection:
+    """Ownership, item, time window and unit: (necessity, canonical unit, factor) or why not."""
     owner = ctx.outlet_owner.get(outlet_id)
     if owner is None:
         return Rejection(
-            index, "outlet_id", f"unknown outlet {outlet_id!r}; register it first", "unknown_outlet", outlet_id
+            index,
+            "outlet_id",
+            f"unknown outlet {outlet_id!r}; ask the operator to register it",
+            "unknown_outlet",
+            outlet_id,
         )
     if owner != supplier_id:
         return Rejection(
             index, "outlet_id", f"outlet {outlet_id!r} belongs to another supplier", "forbidden", outlet_id
         )
+    pack: Sku | None = None
     if necessity is None:
-        return Rejection(
-            index, "necessity", "give `necessity` (a catalogue code) or a mapped `sku`", outlet_id=outlet_id
-        )
+        if sku is None:
+            return Rejection(
+                index, "necessity", "give `necessity` (a catalogue code) or a mapped `sku`", outlet_id=outlet_id
+            )
+        pack = ctx.skus.get((supplier_id, sku))
+        if pack is None:
+            return Rejection(index, "sku", f"unknown SKU {sku!r}; upload your SKU map first", outlet_id=outlet_id)
+        necessity = pack.necessity
     canonical = ctx.units.get(necessity)
     if canonical is None:
         known = ", ".join(sorted(ctx.units))
@@ -171,99 +236,130 @@ def check_line(
             outlet_id=outlet_id,
         )
     try:
-        qty = to_canonical(quantity, unit, canonical)
-        sold = None if sold_24h is None else to_canonical(sold_24h, unit, canonical)
+        if pack is not None and is_pack_word(unit):
+            per = pack.pack_quantity * factor(pack.pack_unit, canonical)
+        else:
+            per = factor(unit, canonical)
     except UnitError as exc:
         return Rejection(index, "unit", str(exc), outlet_id=outlet_id)
-    return StockLine(outlet_id, necessity, qty, canonical, reported_at, sold, message_id)
+    return necessity, canonical, per
+
+
+def _accept(
+    kind: Kind, index: int, outlet_id: str, line: Any, reported_at: datetime, ctx: Context, supplier_id: str
+) -> Accepted | Rejection:
+    resolved = _resolve(index, supplier_id, outlet_id, line.necessity, line.sku, line.unit, reported_at, ctx)
+    if isinstance(resolved, Rejection):
+        return resolved
+    necessity, canonical, per = resolved
+    if kind == "inventory":
+        sold = None if line.sold_24h is None else line.sold_24h * per
+        return Accepted(index, outlet_id, necessity, line.quantity * per, canonical, reported_at, sold, line.message_id)
+    return Accepted(index, outlet_id, necessity, line.price / per, canonical, reported_at, None, line.message_id)
 
 
 def validate_records(
-    rows: Sequence[Mapping[str, Any]], ctx: Context, supplier_id: str
-) -> tuple[list[StockLine], list[Rejection]]:
+    kind: Kind, rows: Sequence[Any], ctx: Context, supplier_id: str
+) -> tuple[list[Accepted], list[Rejection]]:
     """Validate supplier records; every good record survives a bad neighbour."""
-    good: list[StockLine] = []
+    model = RECORD_MODELS[kind]
+    good: list[Accepted] = []
     bad: list[Rejection] = []
     for index, row in enumerate(rows):
         if not isinstance(row, Mapping):
             bad.append(Rejection(index, "record", f"expected an object, got {type(row).__name__}"))
             continue
         try:
-            rec = InventoryRecord.model_validate(row)
+            rec = model.model_validate(row)
         except ValidationError as exc:
             name, reason = _field_error(exc)
             outlet = row.get("outlet_id")
             bad.append(Rejection(index, name, reason, outlet_id=outlet if isinstance(outlet, str) else None))
             continue
-        result = check_line(
-            index,
-            rec.outlet_id,
-            rec.necessity,
-            rec.quantity,
-            rec.unit,
-            rec.reported_at,
-            rec.sold_24h,
-            rec.message_id,
-            ctx,
-            supplier_id,
-        )
-        (good if isinstance(result, StockLine) else bad).append(result)  # type: ignore[arg-type]
+        result = _accept(kind, index, rec.outlet_id, rec, rec.reported_at, ctx, supplier_id)
+        if isinstance(result, Accepted):
+            good.append(result)
+        else:
+            bad.append(result)
     return good, bad
 
 
-def group_reports(lines: Iterable[StockLine], supplier_id: str, received_at: datetime) -> list[InventoryReport]:
-    """Group lines into one report per (outlet, reported_at), in first-seen order."""
-    groups: dict[tuple[str, datetime], list[StockLine]] = {}
+def group_reports(kind: Kind, lines: Iterable[Accepted], supplier_id: str, received_at: datetime) -> list[_Report]:
+    """One report per (outlet, reported_at), in first-seen order, lines in canonical units."""
+    groups: dict[tuple[str, datetime], list[Accepted]] = {}
     for line in lines:
         groups.setdefault((line.outlet_id, line.reported_at), []).append(line)
-    return [
-        InventoryReport(
-            supplier_id=supplier_id,
-            outlet_id=outlet_id,
-            reported_at=reported_at,
-            received_at=received_at,
-            lines=[
-                ReportLine(
-                    necessity=ln.necessity,
-                    sku=None,
-                    quantity=ln.quantity,
-                    unit=ln.unit,
-                    sold_24h=ln.sold_24h,
-                    message_id=ln.message_id,
+    reports: list[_Report] = []
+    for (outlet_id, reported_at), members in groups.items():
+        for start in range(0, len(members), 1000):
+            chunk = members[start : start + 1000]
+            if kind == "inventory":
+                reports.append(
+                    InventoryReport(
+                        supplier_id=supplier_id,
+                        outlet_id=outlet_id,
+                        reported_at=reported_at,
+                        received_at=received_at,
+                        lines=[
+                            InventoryLine(
+                                necessity=a.necessity,
+                                sku=None,
+                                quantity=a.amount,
+                                unit=a.unit,
+                                sold_24h=a.sold_24h,
+                                message_id=a.message_id,
+                            )
+                            for a in chunk
+                        ],
+                    )
                 )
-                for ln in lines_
-            ],
-        )
-        for (outlet_id, reported_at), lines_ in groups.items()
-    ]
+            else:
+                reports.append(
+                    PriceReport(
+                        supplier_id=supplier_id,
+                        outlet_id=outlet_id,
+                        reported_at=reported_at,
+                        received_at=received_at,
+                        lines=[
+                            PriceLine(
+                                necessity=a.necessity, sku=None, price=a.amount, unit=a.unit, message_id=a.message_id
+                            )
+                            for a in chunk
+                        ],
+                    )
+                )
+    return reports
 
 
-def validate_report(raw: bytes, ctx: Context) -> tuple[InventoryReport | None, list[StockLine], list[Rejection]]:
-    """Validate one message from `supply.inventory.v1`, as the stream worker sees it.
+def validate_report(kind: Kind, raw: bytes, ctx: Context) -> tuple[_Report | None, list[Accepted], list[Rejection]]:
+    """Validate one message from a supply topic, as the stream worker sees it.
 
-    A message that is not a report at all gives (None, [], [rejection]); a
-    report with some bad lines gives the good lines and a rejection per bad one
-    (index = line number in `lines`).
+    A message that is not a report at all gives (None, [], [rejection with
+    index -1]); a report with some bad lines gives the good lines and a
+    rejection per bad one (index = position in `lines`). The report's
+    `supplier_id` must own the outlet, exactly as on the HTTP path.
     """
     try:
-        report = InventoryReport.model_validate_json(raw)
+        report = REPORT_MODELS[kind].model_validate_json(raw)
     except ValidationError as exc:
         name, reason = _field_error(exc)
         return None, [], [Rejection(-1, name, reason)]
-    good: list[StockLine] = []
+    good: list[Accepted] = []
     bad: list[Rejection] = []
-    for index, ln in enumerate(report.lines):
-        result = check_line(
-            index,
-            report.outlet_id,
-            ln.necessity,
-            ln.quantity,
-            ln.unit,
-            report.reported_at,
-            ln.sold_24h,
-            ln.message_id,
-            ctx,
-            report.supplier_id,
-        )
-        (good if isinstance(result, StockLine) else bad).append(result)  # type: ignore[arg-type]
+    for index, ln in enumerate(report.lines):  # type: ignore[attr-defined]
+        result = _accept(kind, index, report.outlet_id, ln, report.reported_at, ctx, report.supplier_id)
+        if isinstance(result, Accepted):
+            good.append(result)
+        else:
+            bad.append(result)
     return report, good, bad
+
+
+def idempotency_key(kind: Kind, supplier_id: str, accepted: Accepted) -> bytes:
+    """16 bytes naming a record for de-duplication: its `message_id`, else outlet + necessity + time."""
+    if accepted.message_id is not None:
+        ident = f"{kind}|{supplier_id}|m|{accepted.message_id}"
+    else:
+        ts = accepted.reported_at.astimezone(UTC).isoformat()
+        ident = f"{kind}|{supplier_id}|k|{accepted.outlet_id}|{accepted.necessity}|{ts}"
+    return hashlib.sha256(ident.encode()).digest()[:16]

@@ -1,12 +1,15 @@
-"""The supplier HTTP API (FastAPI).
+"""The supplier HTTP API (FastAPI). OpenAPI at /docs; JSON Schemas at /v1/schema/{name}.json.
 
-POST /v1/inventory takes a JSON array of inventory records (see README for
-the contract). The answer: 200 with `accepted` and a `rejected` list (index,
-field, reason) when at least one record was accepted; 422 when every record
-was invalid; 403 when every record named another supplier's outlet; 401 on a
-bad key; 400 when the body is not a JSON array; 503 with Retry-After when
-Kafka did not acknowledge (then nothing was accepted: send the batch again —
-it is idempotent).
+POST /v1/inventory and POST /v1/prices take records as a JSON array, NDJSON,
+CSV or XLSX (by Content-Type), or a multipart upload with a `file` field
+(format by Content-Type or file name). Answers:
+- 200 `{"accepted", "reports", "duplicates": [...], "rejected": [...]}` when
+  anything was accepted or every record was a duplicate (a retry succeeds);
+- 422 when no record was valid; 403 when every record named another
+  supplier's outlet; 401 bad key; 400 unusable body or unsupported type;
+  413 body over the limit; 429 over the key's rate (Retry-After);
+- 503 with Retry-After when Kafka or the database did not answer: nothing
+  was accepted, resend the same batch (it is idempotent).
 
 Accepted means durably on Kafka (acks=all): the handler waits for the broker.
 """
@@ -14,31 +17,45 @@ Accepted means durably on Kafka (acks=all): the handler waits for the broker.
 from __future__ import annotations
 
 import asyncio
+import logging
+import math
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
-from datetime import UTC, datetime, timedelta
+from contextlib import asynccontextmanager, suppress
+from datetime import timedelta
 from typing import Any
 
-import orjson
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
 from baogong.settings import Settings
 from ingest.auth import AuthError, KeyCache
-from ingest.contract import group_reports, validate_records
+from ingest.contract import Kind
+from ingest.feed import DeadLetterCap
+from ingest.formats import BodyError, kind_of, parse
+from ingest.intake import Intake
+from ingest.jsonschema import SCHEMAS, load_schema, request_body_openapi
 from ingest.publisher import Publisher, PublishFailed
+from ingest.ratelimit import RateLimiter
 from ingest.registry import Registry
-from schema.db import make_pool
+from ingest.skus import SkuMapError, import_skus
+from schema.db import DatabaseError, make_pool
 from streams import topics
+
+log = logging.getLogger(__name__)
+
+
+class TooLarge(Exception):
+    pass
 
 
 def create_app(settings: Settings) -> FastAPI:
-    pool = make_pool(settings.database_url.get_secret_value(), max_size=4)
+    pool = make_pool(settings.database_url.get_secret_value(), max_size=8)
     registry = Registry(
         pool, clock_skew=timedelta(seconds=settings.clock_skew_s), retention=timedelta(days=settings.retention_days)
     )
     keys = KeyCache(pool)
-    holder: dict[str, Publisher] = {}
+    limiter = RateLimiter(rate_per_s=settings.rate_limit_per_s, burst=settings.rate_limit_burst)
+    holder: dict[str, Any] = {}
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -50,16 +67,23 @@ def create_app(settings: Settings) -> FastAPI:
             [settings.topic(t.name) for t in topics.ALL],
             settings.partitions,
         )
-        holder["publisher"] = await asyncio.to_thread(Publisher, settings.kafka_bootstrap, settings.topic_prefix)
+        publisher = await asyncio.to_thread(Publisher, settings.kafka_bootstrap, settings.topic_prefix)
+        intake = Intake(pool, registry, publisher, DeadLetterCap(settings.deadletter_per_minute))
+        holder["intake"] = intake
+        purger = asyncio.create_task(_purge_forever(intake, settings.dedup_window_h))
         try:
             yield
         finally:
-            await asyncio.to_thread(holder["publisher"].close)
+            purger.cancel()
+            with suppress(asyncio.CancelledError):
+                await purger
+            await asyncio.to_thread(publisher.close)
             await pool.close()
 
     app = FastAPI(
         title="Baogong supplier API",
-        description="Outlets push stock and prices; Baogong turns them into days of supply per living circle.",
+        description="Outlets push stock and prices; Baogong turns them into days of supply per living circle. "
+        "Authenticate with `Authorization: Bearer <key>` or `X-API-Key: <key>`.",
         version="1",
         lifespan=lifespan,
     )
@@ -67,48 +91,144 @@ def create_app(settings: Settings) -> FastAPI:
     def error(status: int, message: str, headers: dict[str, str] | None = None, **extra: Any) -> JSONResponse:
         return JSONResponse({"error": message, **extra}, status_code=status, headers=headers)
 
-    @app.get("/healthz")
-    async def healthz() -> dict[str, str]:
-        return {"status": "ok"}
+    async def read_body(request: Request) -> bytes:
+        declared = request.headers.get("content-length")
+        if declared and declared.isdigit() and int(declared) > settings.max_request_bytes:
+            raise TooLarge(int(declared))
+        chunks, size = [], 0
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > settings.max_request_bytes:
+                raise TooLarge(size)
+            chunks.append(chunk)
+        return b"".join(chunks)
 
-    @app.post("/v1/inventory")
-    async def post_inventory(request: Request) -> JSONResponse:
+    async def ingest(request: Request, kind: Kind) -> JSONResponse:
         api_key = request.headers.get("x-api-key") or _bearer(request.headers.get("authorization"))
         try:
             supplier_id = await keys.supplier_for(api_key)
         except AuthError as exc:
             return error(401, str(exc))
-        body = await request.body()
-        if len(body) > settings.max_request_bytes:
-            return error(413, f"body of {len(body)} bytes exceeds {settings.max_request_bytes}; split the batch")
-        if not body.strip():
-            return error(400, "empty body: send a JSON array of inventory records")
+        except DatabaseError:
+            return error(503, "the database is not answering; retry shortly", headers={"Retry-After": "5"})
         try:
-            rows = orjson.loads(body)
-        except orjson.JSONDecodeError as exc:
-            return error(400, f"body is not valid JSON ({exc}); send a JSON array of inventory records")
-        if not isinstance(rows, list) or not rows:
-            return error(400, "body must be a non-empty JSON array of inventory records")
-
-        outlet_ids = [r["outlet_id"] for r in rows if isinstance(r, dict) and isinstance(r.get("outlet_id"), str)]
-        ctx = await registry.context(outlet_ids)
-        good, bad = validate_records(rows, ctx, supplier_id)
-        publisher = holder["publisher"]
-        if bad:
-            await asyncio.to_thread(publisher.dead_letter, supplier_id, "http", bad, [rows[r.index] for r in bad])
-        rejected = [r.as_dict() for r in bad]
-        if not good:
-            if all(r.code == "forbidden" for r in bad):
-                return error(403, "every record names an outlet this supplier does not own", rejected=rejected)
-            return error(422, "no record was valid", accepted=0, rejected=rejected)
-        reports = group_reports(good, supplier_id, datetime.now(UTC))
+            content_type = request.headers.get("content-type")
+            if (content_type or "").lower().startswith("multipart/form-data"):
+                body, fmt = await _upload(request, settings.max_request_bytes)
+            else:
+                body = await read_body(request)
+                fmt = kind_of(content_type)
+            parsed = await asyncio.to_thread(parse, body, fmt) if fmt == "xlsx" else parse(body, fmt)
+        except TooLarge as exc:
+            return error(
+                413,
+                f"body of {exc.args[0]} bytes exceeds the {settings.max_request_bytes}-byte limit; "
+                "split it into smaller batches",
+            )
+        except BodyError as exc:
+            return error(400, str(exc))
+        wait = limiter.take(supplier_id, float(len(parsed.records) or 1))
+        if wait > 0:
+            return error(
+                429,
+                f"rate limit of {settings.rate_limit_per_s:g} records/s for this key exceeded; "
+                f"retry after {math.ceil(wait)} s",
+                headers={"Retry-After": str(math.ceil(wait))},
+            )
         try:
-            await asyncio.to_thread(publisher.publish, reports)
+            outcome = await holder["intake"].accept(supplier_id, kind, parsed)
         except PublishFailed as exc:
             return error(503, f"{exc}; nothing was accepted, retry the same batch", headers={"Retry-After": "5"})
-        return JSONResponse({"accepted": len(good), "reports": len(reports), "rejected": rejected})
+        except DatabaseError as exc:
+            log.warning("supplier %s: %s batch not accepted, database error: %s", supplier_id, kind, exc)
+            return error(
+                503,
+                "the database is not answering; nothing was accepted, retry the same batch",
+                headers={"Retry-After": "5"},
+            )
+        body_out = outcome.as_dict()
+        if outcome.accepted or outcome.duplicates:
+            return JSONResponse(body_out)
+        if outcome.rejected and all(r.code == "forbidden" for r in outcome.rejected):
+            return error(403, "every record names an outlet this supplier does not own", **body_out)
+        return error(422, "no record was valid", **body_out)
+
+    @app.get("/healthz", include_in_schema=False)
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.post(
+        "/v1/inventory",
+        openapi_extra=request_body_openapi("inventory-record"),
+        summary="Push stock levels (JSON array, NDJSON, CSV, XLSX or a multipart upload)",
+    )
+    async def post_inventory(request: Request) -> JSONResponse:
+        return await ingest(request, "inventory")
+
+    @app.post(
+        "/v1/prices",
+        openapi_extra=request_body_openapi("price-record"),
+        summary="Push retail prices (JSON array, NDJSON, CSV, XLSX or a multipart upload)",
+    )
+    async def post_prices(request: Request) -> JSONResponse:
+        return await ingest(request, "price")
+
+    @app.put(
+        "/v1/skus",
+        summary="Upload your SKU map (CSV, XLSX or a multipart upload): sku, necessity, "
+        "pack_quantity, pack_unit[, description]",
+    )
+    async def put_skus(request: Request) -> JSONResponse:
+        api_key = request.headers.get("x-api-key") or _bearer(request.headers.get("authorization"))
+        try:
+            supplier_id = await keys.supplier_for(api_key)
+            content_type = request.headers.get("content-type")
+            if (content_type or "").lower().startswith("multipart/form-data"):
+                body, fmt = await _upload(request, settings.max_request_bytes)
+            else:
+                body, fmt = await read_body(request), kind_of(content_type)
+            result = await asyncio.to_thread(
+                import_skus, settings.database_url.get_secret_value(), supplier_id, body, fmt
+            )
+        except AuthError as exc:
+            return error(401, str(exc))
+        except TooLarge as exc:
+            return error(413, f"body of {exc.args[0]} bytes exceeds the {settings.max_request_bytes}-byte limit")
+        except (BodyError, SkuMapError) as exc:
+            return error(400, str(exc))
+        await registry.refresh()
+        return JSONResponse(result.as_dict(), status_code=200 if result.upserted or not result.rejected else 422)
+
+    @app.get("/v1/schema/{name}.json", summary="JSON Schema of a record or report: " + ", ".join(SCHEMAS))
+    async def get_schema(name: str) -> JSONResponse:
+        if name not in SCHEMAS:
+            return error(404, f"no schema {name!r}; known: {', '.join(SCHEMAS)}")
+        return JSONResponse(load_schema(name))
 
     return app
+
+
+async def _upload(request: Request, limit: int) -> tuple[bytes, str]:
+    """The `file` field of a multipart upload, and its format."""
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > limit:
+        raise TooLarge(int(declared))
+    form = await request.form()
+    upload = form.get("file")
+    if upload is None or isinstance(upload, str):
+        raise BodyError("multipart upload without a `file` field; send the spreadsheet as `file`")
+    body = await upload.read()
+    if len(body) > limit:
+        raise TooLarge(len(body))
+    return body, kind_of(
+        upload.content_type if upload.content_type != "application/octet-stream" else None, upload.filename
+    )
+
+
+async def _purge_forever(intake: Intake, hours: int) -> None:
+    while True:
+        await intake.purge(hours)
+        await asyncio.sleep(600)
 
 
 def _bearer(header: str | None) -> str | None:

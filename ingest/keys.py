@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 KEY_PREFIX = "bg_"
 
@@ -20,7 +20,7 @@ KEY_PREFIX = "bg_"
 @dataclass(frozen=True, slots=True)
 class IssuedKey:
     prefix: str
-    key: str  # shown once to the supplier, never stored or logged
+    key: str = field(repr=False)  # shown once to the supplier, never stored or logged
 
     @property
     def key_hash(self) -> str:

@@ -1,4 +1,4 @@
-"""A cached view of what validation needs from the database: outlet owners and catalogue units.
+"""A cached view of what validation needs from the database: outlet owners, catalogue units, SKU maps.
 
 `Registry.context` returns a validation `Context`. The cache refreshes every
 `ttl_s` seconds, and at most every `miss_refresh_s` seconds when a record names
@@ -17,7 +17,7 @@ from datetime import UTC, datetime, timedelta
 
 from psycopg_pool import AsyncConnectionPool
 
-from ingest.contract import Context
+from ingest.contract import Context, Sku
 from schema.db import QUERIES, DatabaseError, transaction
 
 log = logging.getLogger(__name__)
@@ -40,6 +40,7 @@ class Registry:
         self._miss_refresh_s = miss_refresh_s
         self._owners: dict[str, str] = {}
         self._units: dict[str, str] = {}
+        self._skus: dict[tuple[str, str], Sku] = {}
         self._loaded_at = float("-inf")
         self._lock = asyncio.Lock()
 
@@ -54,20 +55,28 @@ class Registry:
                     units = {
                         r["code"]: r["unit"] for r in await (await conn.execute(QUERIES["necessity_units"])).fetchall()
                     }
+                    skus = {
+                        (r["supplier_id"], r["sku"]): Sku(r["necessity"], r["pack_quantity"], r["pack_unit"])
+                        for r in await (await conn.execute(QUERIES["supplier_skus"])).fetchall()
+                    }
             except DatabaseError as exc:
                 log.warning("registry refresh failed, keeping the last view: %s", exc)
                 return
-            self._owners, self._units = owners, units
+            self._owners, self._units, self._skus = owners, units, skus
             self._loaded_at = time.monotonic()
 
-    async def context(self, outlet_ids: Iterable[str] = ()) -> Context:
-        """A validation context; refreshes first when stale or when it misses one of `outlet_ids`."""
+    async def context(self, outlet_ids: Iterable[str] = (), skus: Iterable[tuple[str, str]] = ()) -> Context:
+        """A validation context; refreshes first when stale or when it misses an outlet or (supplier, sku)."""
         age = time.monotonic() - self._loaded_at
-        if age > self._ttl_s or (age > self._miss_refresh_s and any(o not in self._owners for o in outlet_ids)):
+        if age > self._ttl_s or (
+            age > self._miss_refresh_s
+            and (any(o not in self._owners for o in outlet_ids) or any(k not in self._skus for k in skus))
+        ):
             await self.refresh()
         return Context(
             units=self._units,
             outlet_owner=self._owners,
+            skus=self._skus,
             now=datetime.now(UTC),
             clock_skew=self._clock_skew,
             retention=self._retention,

@@ -50,7 +50,9 @@ def load_queries(path: Path = SCHEMA_DIR / "queries.sql") -> dict[str, sql.SQL]:
     for name, body in zip(parts[1::2], parts[2::2], strict=True):
         if name in queries:
             raise ValueError(f"{path}: query {name!r} defined twice")
-        queries[name] = sql.SQL(body.strip().rstrip(";"))  # type: ignore[arg-type]
+        # Whole-line comments are documentation, not SQL: a placeholder named in one would be a parameter.
+        code = "\n".join(line for line in body.splitlines() if not line.lstrip().startswith("--"))
+        queries[name] = sql.SQL(code.strip().rstrip(";"))  # type: ignore[arg-type]
     return queries
 
 

@@ -2,14 +2,30 @@
 
 -- ---------------------------------------------------------------- ingest
 
+-- A key in its rotation grace period (revoked_at in the future) still works.
 -- name: api_key_lookup
-SELECT supplier_id, key_hash, revoked_at FROM api_keys WHERE prefix = %(prefix)s;
+SELECT supplier_id, key_hash, NULL::timestamptz AS revoked_at
+FROM api_keys
+WHERE prefix = %(prefix)s AND (revoked_at IS NULL OR revoked_at > now());
 
 -- name: outlet_owners
 SELECT id, supplier_id FROM outlets WHERE active;
 
 -- name: necessity_units
 SELECT code, unit FROM necessities;
+
+-- name: supplier_skus
+SELECT supplier_id, sku, necessity, pack_quantity, pack_unit FROM supplier_skus;
+
+-- Claim idempotency keys; returns the keys that were new. Run in the same
+-- transaction as the publish, and roll back if the publish fails.
+-- name: claim_dedup_keys
+INSERT INTO ingest_dedup (key) SELECT unnest(%(keys)s::bytea[])
+ON CONFLICT (key) DO NOTHING
+RETURNING key;
+
+-- name: purge_dedup_keys
+DELETE FROM ingest_dedup WHERE seen_at < now() - make_interval(hours => %(hours)s);
 
 -- ---------------------------------------------------------------- streams: sink
 
@@ -39,6 +55,32 @@ ON CONFLICT (outlet_id, necessity) DO UPDATE
 SET quantity = EXCLUDED.quantity, sold_24h = EXCLUDED.sold_24h,
     reported_at = EXCLUDED.reported_at, updated_at = EXCLUDED.updated_at
 WHERE outlet_stock.reported_at < EXCLUDED.reported_at;
+
+-- name: create_price_staging
+CREATE TEMP TABLE IF NOT EXISTS price_staging (
+    reported_at timestamptz, outlet_id text, necessity text, price double precision,
+    supplier_id text, message_id text, received_at timestamptz
+) ON COMMIT DELETE ROWS;
+
+-- name: copy_price_staging
+COPY price_staging (reported_at, outlet_id, necessity, price, supplier_id, message_id, received_at) FROM STDIN;
+
+-- name: insert_prices_from_staging
+INSERT INTO prices (reported_at, outlet_id, necessity, price, supplier_id, message_id, received_at)
+SELECT reported_at, outlet_id, necessity, price, supplier_id, message_id, received_at
+FROM price_staging
+ON CONFLICT (outlet_id, necessity, reported_at) DO NOTHING;
+
+-- Feed health: one row per supplier, minute and path; counts only grow.
+-- name: add_feed_health
+INSERT INTO feed_health (supplier_id, minute, source, accepted, rejected, duplicates, dead_lettered)
+VALUES (%(supplier_id)s, date_trunc('minute', now()), %(source)s, %(accepted)s, %(rejected)s, %(duplicates)s,
+        %(dead_lettered)s)
+ON CONFLICT (supplier_id, minute, source) DO UPDATE
+SET accepted = feed_health.accepted + EXCLUDED.accepted,
+    rejected = feed_health.rejected + EXCLUDED.rejected,
+    duplicates = feed_health.duplicates + EXCLUDED.duplicates,
+    dead_lettered = feed_health.dead_lettered + EXCLUDED.dead_lettered;
 
 -- ---------------------------------------------------------------- streams: circle levels
 
@@ -157,3 +199,13 @@ WHERE id = %(id)s;
 SELECT id, fingerprint, rule, circle_id, necessity, severity, state, pending_since, starts_at, ends_at,
        acknowledged_at, acknowledged_by
 FROM alerts ORDER BY id DESC LIMIT %(limit)s;
+
+-- Per supplier: records accepted, rejected and dead-lettered over the last %(window)s minutes.
+-- name: feed_quality
+SELECT s.id AS supplier_id, s.name AS supplier_name,
+       coalesce(sum(f.accepted), 0) AS accepted,
+       coalesce(sum(f.rejected), 0) AS rejected,
+       coalesce(sum(f.dead_lettered), 0) AS dead_lettered
+FROM suppliers s
+LEFT JOIN feed_health f ON f.supplier_id = s.id AND f.minute >= now() - make_interval(mins => %(window)s)
+GROUP BY s.id, s.name;

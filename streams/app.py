@@ -13,7 +13,7 @@ import faust
 
 from baogong.settings import Settings
 from streams import topics
-from streams.agents import inventory, levels
+from streams.agents import levels, reports
 from streams.state import WorkerState
 
 
@@ -39,7 +39,8 @@ def create_app(settings: Settings) -> faust.App:
         return app.topic(settings.topic(spec.name), partitions=settings.partitions, key_type=bytes, value_type=bytes)
 
     deadletter = topic(topics.DEADLETTER)
-    inventory.register(app, topic(topics.INVENTORY), deadletter, state)
+    reports.register(app, "inventory", topic(topics.INVENTORY), deadletter, state)
+    reports.register(app, "price", topic(topics.PRICES), deadletter, state)
     levels.register(app, topic(topics.CIRCLE_LEVELS), state)
 
     @app.on_before_shutdown.connect  # type: ignore[arg-type]  # mode types the signal loosely

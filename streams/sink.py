@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
 from psycopg_pool import AsyncConnectionPool
 
-from ingest.contract import StockLine
+from ingest.contract import Accepted
 from schema.db import QUERIES, DatabaseUnavailable, transaction
 
 log = logging.getLogger(__name__)
@@ -27,7 +27,7 @@ log = logging.getLogger(__name__)
 class SinkRow:
     supplier_id: str
     received_at: datetime
-    line: StockLine
+    line: Accepted
 
 
 class ReportSink:
@@ -35,21 +35,30 @@ class ReportSink:
         self._pool = pool
         self._max_backoff_s = max_backoff_s
 
-    async def write(self, rows: Sequence[SinkRow]) -> None:
-        """Commit `rows` to outlet_reports and outlet_stock; retries outages until it succeeds."""
+    async def write(self, rows: Sequence[SinkRow]) -> int:
+        """Commit stock `rows` to outlet_reports and outlet_stock; retries outages until it succeeds.
+
+        Returns how many rows were new (the rest were duplicates of rows already stored).
+        """
+        return await self._retrying(self._write_stock, rows)
+
+    async def write_prices(self, rows: Sequence[SinkRow]) -> int:
+        """Commit price `rows` to prices; retries outages until it succeeds. Returns how many were new."""
+        return await self._retrying(self._write_prices, rows)
+
+    async def _retrying(self, write: Callable[[Sequence[SinkRow]], Awaitable[int]], rows: Sequence[SinkRow]) -> int:
         if not rows:
-            return
+            return 0
         backoff = 0.5
         while True:
             try:
-                await self._write_once(rows)
-                return
+                return await write(rows)
             except DatabaseUnavailable as exc:
                 log.warning("database unavailable, retrying %d rows in %.1fs: %s", len(rows), backoff, exc)
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, self._max_backoff_s)
 
-    async def _write_once(self, rows: Sequence[SinkRow]) -> None:
+    async def _write_stock(self, rows: Sequence[SinkRow]) -> int:
         async with transaction(self._pool) as conn, conn.cursor() as cur:
             await cur.execute(QUERIES["create_report_staging"])
             async with cur.copy(QUERIES["copy_report_staging"]) as copy:
@@ -60,7 +69,7 @@ class ReportSink:
                             ln.reported_at,
                             ln.outlet_id,
                             ln.necessity,
-                            ln.quantity,
+                            ln.amount,
                             ln.sold_24h,
                             r.supplier_id,
                             ln.message_id,
@@ -68,4 +77,26 @@ class ReportSink:
                         )
                     )
             await cur.execute(QUERIES["insert_reports_from_staging"])
+            inserted = cur.rowcount
             await cur.execute(QUERIES["upsert_stock_from_staging"])
+            return inserted
+
+    async def _write_prices(self, rows: Sequence[SinkRow]) -> int:
+        async with transaction(self._pool) as conn, conn.cursor() as cur:
+            await cur.execute(QUERIES["create_price_staging"])
+            async with cur.copy(QUERIES["copy_price_staging"]) as copy:
+                for r in rows:
+                    ln = r.line
+                    await copy.write_row(
+                        (
+                            ln.reported_at,
+                            ln.outlet_id,
+                            ln.necessity,
+                            ln.amount,
+                            r.supplier_id,
+                            ln.message_id,
+                            r.received_at,
+                        )
+                    )
+            await cur.execute(QUERIES["insert_prices_from_staging"])
+            return cur.rowcount

@@ -1,1 +1,26 @@
-"""Alert rules: each turns a stored level into a `Verdict` (pure)."""
+"""Alert rules: each turns stored rows into `Verdict`s (pure), one per subject.
+
+A rule names the query that loads its subjects (schema/queries.sql), who
+hears about it (`audience`: the circle's responders or the operators), and a
+pure function from rows to verdicts. `alerts.evaluate` runs every rule the
+same way, so adding a rule is a module here and a line in `alerts.pipeline`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from alerts.model import Verdict
+
+Audience = Literal["responders", "operators"]
+
+
+@dataclass(frozen=True, slots=True)
+class Rule:
+    name: str
+    query: str
+    audience: Audience
+    verdicts: Callable[[Sequence[dict[str, Any]]], list[Verdict]]
+    params: dict[str, Any] | None = None

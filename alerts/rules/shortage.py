@@ -7,9 +7,12 @@ between; UNKNOWN when the level is STALE (low coverage) or has no days of supply
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from alerts.model import Condition, Verdict
+from alerts.rules import Rule
 
 RULE = "shortage"
 ALERTNAME = "SupplyShortage"
@@ -61,3 +64,12 @@ def evaluate(level: LevelView, hysteresis: float) -> Verdict:
         "days_of_supply": shown,
     }
     return Verdict(condition, severity, labels, annotations)
+
+
+def rule(hysteresis: float) -> Rule:
+    """The shortage rule over `circle_levels_latest`, for the circle's responders."""
+
+    def verdicts(rows: Sequence[dict[str, Any]]) -> list[Verdict]:
+        return [evaluate(LevelView(**{k: row[k] for k in LevelView.__slots__}), hysteresis) for row in rows]
+
+    return Rule(RULE, "levels_for_rules", "responders", verdicts)

@@ -4,7 +4,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from ingest.contract import Context, group_reports, validate_records, validate_report
+from ingest.contract import Context, Sku, group_reports, idempotency_key, validate_records, validate_report
 from ingest.keys import demo_key, hash_key, new_key, parse_prefix, verify
 from ingest.units import UnitError, to_canonical
 
@@ -28,13 +28,13 @@ def rec(**over: object) -> dict[str, object]:
 
 
 def test_good_record_is_canonicalised() -> None:
-    good, bad = validate_records([rec(quantity=20, unit="斤", sold_24h=4)], CTX, "s1")
+    good, bad = validate_records("inventory", [rec(quantity=20, unit="斤", sold_24h=4)], CTX, "s1")
     assert bad == []
-    assert good[0].quantity == 10 and good[0].sold_24h == 2 and good[0].unit == "kg"
+    assert good[0].amount == 10 and good[0].sold_24h == 2 and good[0].unit == "kg"
 
 
 def test_naive_time_means_shanghai() -> None:
-    good, _ = validate_records([rec(reported_at="2026-11-25 11:00:00")], CTX, "s1")
+    good, _ = validate_records("inventory", [rec(reported_at="2026-11-25 11:00:00")], CTX, "s1")
     assert good[0].reported_at == datetime(2026, 11, 25, 3, 0, tzinfo=UTC)
 
 
@@ -57,7 +57,7 @@ def test_naive_time_means_shanghai() -> None:
 def test_each_rejection_names_index_field_and_reason(
     record: dict[str, object], field: str, code: str, fragment: str
 ) -> None:
-    good, bad = validate_records([rec(), record, rec(outlet_id="O2")], CTX, "s1")
+    good, bad = validate_records("inventory", [rec(), record, rec(outlet_id="O2")], CTX, "s1")
     assert [g.outlet_id for g in good] == ["O1", "O2"]  # neighbours survive
     assert len(bad) == 1
     assert (bad[0].index, bad[0].field, bad[0].code) == (1, field, code)
@@ -65,12 +65,13 @@ def test_each_rejection_names_index_field_and_reason(
 
 
 def test_non_object_record_is_rejected() -> None:
-    _, bad = validate_records([rec(), 42], CTX, "s1")  # type: ignore[list-item]
+    _, bad = validate_records("inventory", [rec(), 42], CTX, "s1")  # type: ignore[list-item]
     assert bad[0].index == 1 and bad[0].field == "record"
 
 
 def test_group_reports_one_message_per_outlet_and_time() -> None:
     good, _ = validate_records(
+        "inventory",
         [
             rec(),
             rec(necessity="milk", unit="ml", quantity=500),
@@ -80,20 +81,20 @@ def test_group_reports_one_message_per_outlet_and_time() -> None:
         CTX,
         "s1",
     )
-    reports = group_reports(good, "s1", NOW)
+    reports = group_reports("inventory", good, "s1", NOW)
     assert [(r.outlet_id, len(r.lines)) for r in reports] == [("O1", 2), ("O2", 1), ("O1", 1)]
-    assert reports[0].lines[1].quantity == 0.5
+    assert reports[0].lines[1].quantity == 0.5  # type: ignore[attr-defined]
 
 
 def test_worker_validates_report_messages_with_the_same_rules() -> None:
-    good, _ = validate_records([rec(), rec(necessity="milk", unit="L")], CTX, "s1")
-    raw = group_reports(good, "s1", NOW)[0].model_dump_json().encode()
-    report, lines, bad = validate_report(raw, CTX)
+    good, _ = validate_records("inventory", [rec(), rec(necessity="milk", unit="L")], CTX, "s1")
+    raw = group_reports("inventory", good, "s1", NOW)[0].model_dump_json().encode()
+    report, lines, bad = validate_report("inventory", raw, CTX)
     assert report is not None and len(lines) == 2 and bad == []
     forged = raw.replace(b'"s1"', b'"s2"')
-    _, lines, bad = validate_report(forged, CTX)
+    _, lines, bad = validate_report("inventory", forged, CTX)
     assert lines == [] and {b.code for b in bad} == {"forbidden"}
-    _, _, bad = validate_report(b"not json", CTX)
+    _, _, bad = validate_report("inventory", b"not json", CTX)
     assert bad[0].index == -1
 
 
@@ -115,5 +116,53 @@ def test_keys_are_hashed_and_verified() -> None:
 
 def test_context_limits_are_configurable() -> None:
     ctx = Context(units=CTX.units, outlet_owner=CTX.outlet_owner, now=NOW, clock_skew=timedelta(hours=2))
-    good, _ = validate_records([rec(reported_at="2026-11-25T13:00:00+08:00")], ctx, "s1")
+    good, _ = validate_records("inventory", [rec(reported_at="2026-11-25T13:00:00+08:00")], ctx, "s1")
     assert len(good) == 1
+
+
+SKU_CTX = Context(
+    units=CTX.units,
+    outlet_owner=CTX.outlet_owner,
+    skus={("s1", "RICE-5KG"): Sku("rice", 5, "kg"), ("s1", "WATER-12"): Sku("milk", 12, "250ml")},
+    now=NOW,
+)
+
+
+def test_packs_of_known_net_content() -> None:
+    good, bad = validate_records(
+        "inventory", [rec(quantity=10, unit="5kg bag"), rec(necessity="milk", quantity=2, unit="12x550ml")], CTX, "s1"
+    )
+    assert bad == []
+    assert good[0].amount == 50 and good[1].amount == pytest.approx(13.2)
+
+
+def test_sku_maps_to_necessity_and_pack_size() -> None:
+    rows = [
+        {"outlet_id": "O1", "sku": "RICE-5KG", "quantity": 8, "unit": "bag", "reported_at": "2026-11-25 11:00"},
+        {"outlet_id": "O1", "sku": "RICE-5KG", "quantity": 3, "unit": "kg", "reported_at": "2026-11-25 11:00"},
+        {"outlet_id": "O1", "sku": "WATER-12", "quantity": 2, "unit": "case", "reported_at": "2026-11-25 11:00"},
+        {"outlet_id": "O1", "sku": "NOPE", "quantity": 2, "unit": "bag", "reported_at": "2026-11-25 11:00"},
+    ]
+    good, bad = validate_records("inventory", rows, SKU_CTX, "s1")
+    assert [(g.necessity, g.amount) for g in good] == [("rice", 40), ("rice", 3), ("milk", 6)]
+    assert [(b.index, b.field) for b in bad] == [(3, "sku")] and "'NOPE'" in bad[0].reason
+    _, bad = validate_records("inventory", rows[:1], SKU_CTX, "s2")  # s2 has no such SKU (and not O1)
+    assert bad[0].code == "forbidden"
+
+
+def test_prices_are_per_canonical_unit() -> None:
+    rows = [
+        {"outlet_id": "O1", "necessity": "rice", "price": 3.0, "unit": "斤", "reported_at": "2026-11-25 11:00"},
+        {"outlet_id": "O1", "necessity": "rice", "price": 0, "unit": "kg", "reported_at": "2026-11-25 11:00"},
+    ]
+    good, bad = validate_records("price", rows, CTX, "s1")
+    assert good[0].amount == 6.0 and good[0].unit == "kg"
+    assert bad[0].field == "price"
+
+
+def test_idempotency_key_prefers_message_id() -> None:
+    a, b = validate_records("inventory", [rec(message_id="m1"), rec(message_id="m1", quantity=99)], CTX, "s1")[0]
+    assert idempotency_key("inventory", "s1", a) == idempotency_key("inventory", "s1", b)
+    assert idempotency_key("inventory", "s1", a) != idempotency_key("price", "s1", a)
+    c, d = validate_records("inventory", [rec(), rec(quantity=5)], CTX, "s1")[0]
+    assert idempotency_key("inventory", "s1", c) == idempotency_key("inventory", "s1", d)

@@ -1,0 +1,125 @@
+"""Intake: what happens to a supplier's records once the request is authenticated and parsed.
+
+    validate (ingest.contract) -> de-duplicate (ingest_dedup) -> group per outlet
+    -> publish (Kafka, acks=all) -> dead-letter rejects (capped) -> count feed health
+
+`Intake.accept` claims the records' idempotency keys and publishes in one
+database transaction: if Kafka does not acknowledge, the claim rolls back and
+`PublishFailed` propagates, so a retry of the same batch is accepted, not
+called a duplicate. A record whose key was already claimed (in the window
+`dedup_window_h`) is answered as a duplicate and not published again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from typing import Any
+
+from psycopg_pool import AsyncConnectionPool
+
+from ingest.contract import Accepted, Kind, Rejection, group_reports, idempotency_key, validate_records
+from ingest.feed import DeadLetterCap, FeedCounts, add_feed_health
+from ingest.formats import Parsed
+from ingest.publisher import Publisher
+from ingest.registry import Registry
+from schema.db import QUERIES, DatabaseError, transaction
+
+log = logging.getLogger(__name__)
+LARGE = 5000  # records; above this, validation runs in a worker thread
+
+
+@dataclass
+class Outcome:
+    accepted: int = 0
+    reports: int = 0
+    duplicates: list[dict[str, Any]] = field(default_factory=list)
+    rejected: list[Rejection] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "accepted": self.accepted,
+            "reports": self.reports,
+            "duplicates": self.duplicates,
+            "rejected": [r.as_dict() for r in self.rejected],
+        }
+
+
+class Intake:
+    def __init__(
+        self, pool: AsyncConnectionPool[Any], registry: Registry, publisher: Publisher, deadletter_cap: DeadLetterCap
+    ) -> None:
+        self._pool = pool
+        self._registry = registry
+        self._publisher = publisher
+        self._cap = deadletter_cap
+
+    async def accept(self, supplier_id: str, kind: Kind, parsed: Parsed, source: str = "http") -> Outcome:
+        """Validate, de-duplicate and publish; raises PublishFailed (nothing accepted) or DatabaseError."""
+        records = parsed.records
+        outlet_ids = [r["outlet_id"] for r in records if isinstance(r, dict) and isinstance(r.get("outlet_id"), str)]
+        skus = [(supplier_id, r["sku"]) for r in records if isinstance(r, dict) and isinstance(r.get("sku"), str)]
+        ctx = await self._registry.context(outlet_ids, skus)
+        if len(records) > LARGE:  # a big spreadsheet: validate off the event loop
+            good, bad = await asyncio.to_thread(validate_records, kind, records, ctx, supplier_id)
+        else:
+            good, bad = validate_records(kind, records, ctx, supplier_id)
+        if parsed.lines is not None:
+            bad = [replace(r, line=parsed.lines[r.index]) for r in bad]
+        outcome = Outcome(rejected=parsed.rejected + bad)
+        counts = FeedCounts(rejected=len(outcome.rejected))
+        async with transaction(self._pool) as conn, conn.cursor() as cur:
+            if good:
+                fresh = await self._claim(cur, kind, supplier_id, good, parsed, outcome)
+                reports = group_reports(kind, fresh, supplier_id, datetime.now(UTC))
+                messages = [(r.outlet_id, r.model_dump_json().encode()) for r in reports]
+                if messages:
+                    await asyncio.to_thread(self._publisher.publish, kind, messages)
+                outcome.accepted, outcome.reports = len(fresh), len(reports)
+            counts.accepted, counts.duplicates = outcome.accepted, len(outcome.duplicates)
+            counts.dead_lettered = self._cap.allow(supplier_id, len(outcome.rejected))
+            await add_feed_health(cur, supplier_id, source, counts)
+        if counts.dead_lettered:
+            sent = outcome.rejected[: counts.dead_lettered]
+            payloads = [records[r.index] if r.index >= 0 else None for r in sent]
+            await asyncio.to_thread(self._publisher.dead_letter, supplier_id, source, kind, sent, payloads)
+        if counts.dead_lettered < len(outcome.rejected):
+            log.warning(
+                "supplier %s: %d rejects over the dead-letter cap were counted, not dead-lettered",
+                supplier_id,
+                len(outcome.rejected) - counts.dead_lettered,
+            )
+        return outcome
+
+    async def _claim(
+        self, cur: Any, kind: Kind, supplier_id: str, good: list[Accepted], parsed: Parsed, outcome: Outcome
+    ) -> list[Accepted]:
+        keys = [idempotency_key(kind, supplier_id, a) for a in good]
+        await cur.execute(QUERIES["claim_dedup_keys"], {"keys": keys})
+        new = {bytes(r["key"]) for r in await cur.fetchall()}
+        fresh: list[Accepted] = []
+        for a, key in zip(good, keys, strict=True):
+            if key in new:
+                new.discard(key)  # a second copy in the same request is a duplicate too
+                fresh.append(a)
+                continue
+            dup: dict[str, Any] = {"index": a.index}
+            if parsed.lines is not None:
+                dup["line"] = parsed.lines[a.index]
+            dup["reason"] = (
+                f"duplicate of an accepted record (message_id {a.message_id!r})"
+                if a.message_id
+                else f"duplicate of an accepted record for {a.outlet_id}/{a.necessity} at {a.reported_at.isoformat()}"
+            )
+            outcome.duplicates.append(dup)
+        return fresh
+
+    async def purge(self, hours: int) -> None:
+        """Forget idempotency keys older than the window; logs and carries on if the database is away."""
+        try:
+            async with transaction(self._pool) as conn:
+                await conn.execute(QUERIES["purge_dedup_keys"], {"hours": hours})
+        except DatabaseError as exc:
+            log.warning("dedup purge skipped: %s", exc)
