@@ -1,0 +1,60 @@
+"""Fixtures for integration tests: a real supplier API process on the configured Kafka and a fresh database."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from baogong.settings import Settings
+from ingest.keys import IssuedKey
+from tests.support import baogong_process, free_port, read_topic, seed_tiny_city, wait_for
+
+
+@dataclass
+class Api:
+    url: str
+    keys: dict[str, IssuedKey]
+    bootstrap: str
+    prefix: str
+    log: Path
+    database_url: str
+
+    def post(self, path: str, supplier: str = "s1", **kw: Any) -> httpx.Response:
+        headers = {"Authorization": f"Bearer {self.keys[supplier].key}", **kw.pop("headers", {})}
+        return httpx.post(self.url + path, headers=headers, timeout=30, **kw)
+
+    def topic(self, name: str) -> list[dict[str, Any]]:
+        return [json.loads(v) for _, v in read_topic(self.bootstrap, self.prefix + name)]
+
+
+@pytest.fixture
+def api(configured_kafka: str, database_url: str, topic_prefix: str, tmp_path: Path) -> Iterator[Api]:
+    keys = seed_tiny_city(database_url)
+    port = free_port()
+    settings = Settings.from_env(
+        kafka_bootstrap=configured_kafka,
+        database_url=database_url,
+        topic_prefix=topic_prefix,
+        api_port=port,
+        max_request_bytes=300_000,
+        rate_limit_per_s=1000,
+        rate_limit_burst=5000,
+    )
+    log = tmp_path / "api.log"
+    with baogong_process(["api"], settings.env(), log):
+        url = f"http://127.0.0.1:{port}"
+        wait_for(lambda: _up(url), 60, "the API")
+        yield Api(url, keys, configured_kafka, topic_prefix, log, database_url)
+
+
+def _up(url: str) -> bool:
+    try:
+        return httpx.get(url + "/healthz", timeout=2).status_code == 200
+    except httpx.HTTPError:
+        return False
