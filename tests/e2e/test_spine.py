@@ -14,6 +14,7 @@ import time
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
@@ -23,7 +24,7 @@ from schema.db import connect
 from tests.support import Receiver, baogong_process, free_port, read_topic, seed_tiny_city, wait_for
 
 pytestmark = pytest.mark.e2e
-SHANGHAI_OFFSET = "+08:00"
+SHANGHAI = ZoneInfo("Asia/Shanghai")
 
 
 def _rice(outlet: str, kg: float, at: datetime) -> dict[str, Any]:
@@ -32,7 +33,7 @@ def _rice(outlet: str, kg: float, at: datetime) -> dict[str, Any]:
         "necessity": "rice",
         "quantity": kg,
         "unit": "kg",
-        "reported_at": at.strftime("%Y-%m-%dT%H:%M:%S") + SHANGHAI_OFFSET,
+        "reported_at": at.isoformat(timespec="seconds"),
     }
 
 
@@ -66,8 +67,7 @@ def test_stock_report_pages_once_and_resolves_once(
     env = settings.env()
     api = f"http://127.0.0.1:{api_port}"
     headers = {"Authorization": f"Bearer {keys['s1'].key}"}
-    # Shanghai wall-clock time, naive strings with an explicit offset added
-    now = datetime.utcnow() + timedelta(hours=8)
+    now = datetime.now(SHANGHAI)
 
     def push(kg: float, at: datetime) -> None:
         r = httpx.post(f"{api}/v1/inventory", json=[_rice("O1", kg, at), _rice("O2", kg, at)], headers=headers)
