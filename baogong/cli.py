@@ -29,7 +29,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from baogong.settings import Settings
-from ingest import cli_keys  # TEMP
+from ingest import cli_keys, cli_outlets
 
 
 def _services(settings: Settings, args: argparse.Namespace) -> int:
@@ -224,7 +224,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_contract)
 
     cli_keys.register(sub)
-    # TEMP cli_outlets.register(sub)
+    cli_outlets.register(sub)
 
     p = sub.add_parser("demo", help="run everything on the demo city, live")
     p.add_argument("--duration", type=float, default=None, help="stop after this many seconds")
