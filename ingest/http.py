@@ -103,6 +103,13 @@ def create_app(settings: Settings) -> FastAPI:
             chunks.append(chunk)
         return b"".join(chunks)
 
+    async def body_and_format(request: Request) -> tuple[bytes, str]:
+        """The request's records as bytes and their format: a multipart `file` field or the raw body."""
+        content_type = request.headers.get("content-type")
+        if (content_type or "").lower().startswith("multipart/form-data"):
+            return await _upload(request, settings.max_request_bytes)
+        return await read_body(request), kind_of(content_type)
+
     async def ingest(request: Request, kind: Kind) -> JSONResponse:
         api_key = request.headers.get("x-api-key") or _bearer(request.headers.get("authorization"))
         try:
@@ -112,12 +119,7 @@ def create_app(settings: Settings) -> FastAPI:
         except DatabaseError:
             return error(503, "the database is not answering; retry shortly", headers={"Retry-After": "5"})
         try:
-            content_type = request.headers.get("content-type")
-            if (content_type or "").lower().startswith("multipart/form-data"):
-                body, fmt = await _upload(request, settings.max_request_bytes)
-            else:
-                body = await read_body(request)
-                fmt = kind_of(content_type)
+            body, fmt = await body_and_format(request)
             parsed = await asyncio.to_thread(parse, body, fmt) if fmt == "xlsx" else parse(body, fmt)
         except TooLarge as exc:
             return error(
@@ -182,11 +184,7 @@ def create_app(settings: Settings) -> FastAPI:
         api_key = request.headers.get("x-api-key") or _bearer(request.headers.get("authorization"))
         try:
             supplier_id = await keys.supplier_for(api_key)
-            content_type = request.headers.get("content-type")
-            if (content_type or "").lower().startswith("multipart/form-data"):
-                body, fmt = await _upload(request, settings.max_request_bytes)
-            else:
-                body, fmt = await read_body(request), kind_of(content_type)
+            body, fmt = await body_and_format(request)
             result = await asyncio.to_thread(
                 import_skus, settings.database_url.get_secret_value(), supplier_id, body, fmt
             )
