@@ -25,7 +25,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+import orjson
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator
 
 from ingest.units import UnitError, factor, is_pack_word
 
@@ -144,7 +145,7 @@ class Rejection:
         return out
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Accepted:
     """A validated line in canonical units: `amount` is a quantity (inventory) or CNY per unit (price)."""
 
@@ -183,6 +184,18 @@ def _field_error(exc: ValidationError) -> tuple[str, str]:
     return loc, first["msg"]
 
 
+@dataclass(frozen=True, slots=True)
+class _Window:
+    """The accepted `reported_at` range as POSIX seconds, computed once per batch."""
+
+    earliest: float
+    latest: float
+
+    @classmethod
+    def of(cls, ctx: Context) -> _Window:
+        return cls((ctx.now - ctx.retention).timestamp(), (ctx.now + ctx.clock_skew).timestamp())
+
+
 def _resolve(
     index: int,
     supplier_id: str,
@@ -192,18 +205,19 @@ def _resolve(
     unit: str,
     reported_at: datetime,
     ctx: Context,
+    window: _Window,
 ) -> tuple[str, str, float] | Rejection:
     """Ownership, item, time window and unit: (necessity, canonical unit, factor) or why not."""
     owner = ctx.outlet_owner.get(outlet_id)
-    if owner is None:
-        return Rejection(
-            index,
-            "outlet_id",
-            f"unknown outlet {outlet_id!r}; ask the operator to register it",
-            "unknown_outlet",
-            outlet_id,
-        )
     if owner != supplier_id:
+        if owner is None:
+            return Rejection(
+                index,
+                "outlet_id",
+                f"unknown outlet {outlet_id!r}; ask the operator to register it",
+                "unknown_outlet",
+                outlet_id,
+            )
         return Rejection(
             index, "outlet_id", f"outlet {outlet_id!r} belongs to another supplier", "forbidden", outlet_id
         )
@@ -221,14 +235,15 @@ def _resolve(
     if canonical is None:
         known = ", ".join(sorted(ctx.units))
         return Rejection(index, "necessity", f"unknown necessity {necessity!r}; known: {known}", outlet_id=outlet_id)
-    if reported_at > ctx.now + ctx.clock_skew:
+    at = reported_at.timestamp()
+    if at > window.latest:
         return Rejection(
             index,
             "reported_at",
             f"{reported_at.isoformat()} is in the future; check the clock and the UTC offset",
             outlet_id=outlet_id,
         )
-    if reported_at < ctx.now - ctx.retention:
+    if at < window.earliest:
         return Rejection(
             index,
             "reported_at",
@@ -246,9 +261,16 @@ def _resolve(
 
 
 def _accept(
-    kind: Kind, index: int, outlet_id: str, line: Any, reported_at: datetime, ctx: Context, supplier_id: str
+    kind: Kind,
+    index: int,
+    outlet_id: str,
+    line: Any,
+    reported_at: datetime,
+    ctx: Context,
+    window: _Window,
+    supplier_id: str,
 ) -> Accepted | Rejection:
-    resolved = _resolve(index, supplier_id, outlet_id, line.necessity, line.sku, line.unit, reported_at, ctx)
+    resolved = _resolve(index, supplier_id, outlet_id, line.necessity, line.sku, line.unit, reported_at, ctx, window)
     if isinstance(resolved, Rejection):
         return resolved
     necessity, canonical, per = resolved
@@ -258,77 +280,112 @@ def _accept(
     return Accepted(index, outlet_id, necessity, line.price / per, canonical, reported_at, None, line.message_id)
 
 
-def validate_records(
-    kind: Kind, rows: Sequence[Any], ctx: Context, supplier_id: str
-) -> tuple[list[Accepted], list[Rejection]]:
-    """Validate supplier records; every good record survives a bad neighbour."""
+#: A whole batch through pydantic-core in one call; only a batch with a bad row is validated row by row.
+_RECORD_LISTS: dict[Kind, TypeAdapter[list[Any]]] = {
+    "inventory": TypeAdapter(list[InventoryRecord]),
+    "price": TypeAdapter(list[PriceRecord]),
+}
+
+
+def _parse_records(kind: Kind, rows: Sequence[Any]) -> tuple[list[tuple[int, Any]], list[Rejection]]:
+    """Each row as its record model, with its index, or the first reason it is not one."""
+    try:
+        return list(enumerate(_RECORD_LISTS[kind].validate_python(rows))), []
+    except ValidationError:
+        pass  # at least one bad row: find which, keep the others
     model = RECORD_MODELS[kind]
-    good: list[Accepted] = []
+    good: list[tuple[int, Any]] = []
     bad: list[Rejection] = []
     for index, row in enumerate(rows):
         if not isinstance(row, Mapping):
             bad.append(Rejection(index, "record", f"expected an object, got {type(row).__name__}"))
             continue
         try:
-            rec = model.model_validate(row)
+            good.append((index, model.model_validate(row)))
         except ValidationError as exc:
             name, reason = _field_error(exc)
             outlet = row.get("outlet_id")
             bad.append(Rejection(index, name, reason, outlet_id=outlet if isinstance(outlet, str) else None))
-            continue
-        result = _accept(kind, index, rec.outlet_id, rec, rec.reported_at, ctx, supplier_id)
+    return good, bad
+
+
+def validate_records(
+    kind: Kind, rows: Sequence[Any], ctx: Context, supplier_id: str
+) -> tuple[list[Accepted], list[Rejection]]:
+    """Validate supplier records; every good record survives a bad neighbour. Rejections come in row order."""
+    parsed, bad = _parse_records(kind, rows)
+    window = _Window.of(ctx)
+    good: list[Accepted] = []
+    for index, rec in parsed:
+        result = _accept(kind, index, rec.outlet_id, rec, rec.reported_at, ctx, window, supplier_id)
         if isinstance(result, Accepted):
             good.append(result)
         else:
             bad.append(result)
+    if bad:
+        bad.sort(key=lambda r: r.index)
     return good, bad
 
 
-def group_reports(kind: Kind, lines: Iterable[Accepted], supplier_id: str, received_at: datetime) -> list[_Report]:
-    """One report per (outlet, reported_at), in first-seen order, lines in canonical units."""
+@dataclass(slots=True)
+class ReportGroup:
+    """The lines of one report: one outlet, one `reported_at`, at most 1000 lines."""
+
+    outlet_id: str
+    reported_at: datetime
+    lines: list[Accepted]
+
+
+def group_reports(lines: Iterable[Accepted]) -> list[ReportGroup]:
+    """One report per (outlet, reported_at), in first-seen order; over 1000 lines, several."""
     groups: dict[tuple[str, datetime], list[Accepted]] = {}
     for line in lines:
-        groups.setdefault((line.outlet_id, line.reported_at), []).append(line)
-    reports: list[_Report] = []
+        members = groups.get((line.outlet_id, line.reported_at))
+        if members is None:
+            groups[line.outlet_id, line.reported_at] = [line]
+        else:
+            members.append(line)
+    out: list[ReportGroup] = []
     for (outlet_id, reported_at), members in groups.items():
         for start in range(0, len(members), 1000):
-            chunk = members[start : start + 1000]
-            if kind == "inventory":
-                reports.append(
-                    InventoryReport(
-                        supplier_id=supplier_id,
-                        outlet_id=outlet_id,
-                        reported_at=reported_at,
-                        received_at=received_at,
-                        lines=[
-                            InventoryLine(
-                                necessity=a.necessity,
-                                sku=None,
-                                quantity=a.amount,
-                                unit=a.unit,
-                                sold_24h=a.sold_24h,
-                                message_id=a.message_id,
-                            )
-                            for a in chunk
-                        ],
-                    )
-                )
-            else:
-                reports.append(
-                    PriceReport(
-                        supplier_id=supplier_id,
-                        outlet_id=outlet_id,
-                        reported_at=reported_at,
-                        received_at=received_at,
-                        lines=[
-                            PriceLine(
-                                necessity=a.necessity, sku=None, price=a.amount, unit=a.unit, message_id=a.message_id
-                            )
-                            for a in chunk
-                        ],
-                    )
-                )
-    return reports
+            out.append(ReportGroup(outlet_id, reported_at, members[start : start + 1000]))
+    return out
+
+
+def encode_report(kind: Kind, supplier_id: str, received_at: datetime, group: ReportGroup) -> bytes:
+    """The report message's JSON, exactly what `REPORT_MODELS[kind]` validates (a test holds the two together).
+
+    Built as plain dicts and written by orjson: ~1 µs a line, where building the
+    pydantic report and dumping it cost ~8 µs a line on the ingest path.
+    """
+    if kind == "inventory":
+        lines = [
+            {
+                "necessity": a.necessity,
+                "sku": None,
+                "unit": a.unit,
+                "message_id": a.message_id,
+                "quantity": a.amount,
+                "sold_24h": a.sold_24h,
+            }
+            for a in group.lines
+        ]
+    else:
+        lines = [
+            {"necessity": a.necessity, "sku": None, "unit": a.unit, "message_id": a.message_id, "price": a.amount}
+            for a in group.lines
+        ]
+    return orjson.dumps(
+        {
+            "v": 1,
+            "supplier_id": supplier_id,
+            "outlet_id": group.outlet_id,
+            "reported_at": group.reported_at,
+            "received_at": received_at,
+            "kind": kind,
+            "lines": lines,
+        }
+    )
 
 
 def validate_report(kind: Kind, raw: bytes, ctx: Context) -> tuple[_Report | None, list[Accepted], list[Rejection]]:
@@ -346,8 +403,9 @@ def validate_report(kind: Kind, raw: bytes, ctx: Context) -> tuple[_Report | Non
         return None, [], [Rejection(-1, name, reason)]
     good: list[Accepted] = []
     bad: list[Rejection] = []
+    window = _Window.of(ctx)
     for index, ln in enumerate(report.lines):  # type: ignore[attr-defined]
-        result = _accept(kind, index, report.outlet_id, ln, report.reported_at, ctx, report.supplier_id)
+        result = _accept(kind, index, report.outlet_id, ln, report.reported_at, ctx, window, report.supplier_id)
         if isinstance(result, Accepted):
             good.append(result)
         else:
@@ -355,11 +413,14 @@ def validate_report(kind: Kind, raw: bytes, ctx: Context) -> tuple[_Report | Non
     return report, good, bad
 
 
+KEY_BYTES = 16
+
+
 def idempotency_key(kind: Kind, supplier_id: str, accepted: Accepted) -> bytes:
-    """16 bytes naming a record for de-duplication: its `message_id`, else outlet + necessity + time."""
+    """KEY_BYTES bytes naming a record for de-duplication: its `message_id`, else outlet + necessity + time."""
     if accepted.message_id is not None:
         ident = f"{kind}|{supplier_id}|m|{accepted.message_id}"
     else:
         ts = accepted.reported_at.astimezone(UTC).isoformat()
         ident = f"{kind}|{supplier_id}|k|{accepted.outlet_id}|{accepted.necessity}|{ts}"
-    return hashlib.sha256(ident.encode()).digest()[:16]
+    return hashlib.sha256(ident.encode()).digest()[:KEY_BYTES]

@@ -67,7 +67,7 @@ def create_app(settings: Settings) -> FastAPI:
             [settings.topic(t.name) for t in topics.ALL],
             settings.partitions,
         )
-        publisher = await asyncio.to_thread(Publisher, settings.kafka_bootstrap, settings.topic_prefix)
+        publisher = Publisher(settings.kafka_bootstrap, settings.topic_prefix)
         intake = Intake(pool, registry, publisher, DeadLetterCap(settings.deadletter_per_minute))
         holder["intake"] = intake
         purger = asyncio.create_task(_purge_forever(intake, settings.dedup_window_h))

@@ -20,7 +20,16 @@ from typing import Any
 
 from psycopg_pool import AsyncConnectionPool
 
-from ingest.contract import Accepted, Kind, Rejection, group_reports, idempotency_key, validate_records
+from ingest.contract import (
+    KEY_BYTES,
+    Accepted,
+    Kind,
+    Rejection,
+    encode_report,
+    group_reports,
+    idempotency_key,
+    validate_records,
+)
 from ingest.feed import DeadLetterCap, FeedCounts, add_feed_health
 from ingest.formats import Parsed
 from ingest.publisher import Publisher
@@ -73,18 +82,19 @@ class Intake:
         async with transaction(self._pool) as conn, conn.cursor() as cur:
             if good:
                 fresh = await self._claim(cur, kind, supplier_id, good, parsed, outcome)
-                reports = group_reports(kind, fresh, supplier_id, datetime.now(UTC))
-                messages = [(r.outlet_id, r.model_dump_json().encode()) for r in reports]
-                if messages:
-                    await asyncio.to_thread(self._publisher.publish, kind, messages)
-                outcome.accepted, outcome.reports = len(fresh), len(reports)
+                received_at = datetime.now(UTC)
+                messages = [
+                    (g.outlet_id, encode_report(kind, supplier_id, received_at, g)) for g in group_reports(fresh)
+                ]
+                await self._publisher.publish(kind, messages)
+                outcome.accepted, outcome.reports = len(fresh), len(messages)
             counts.accepted, counts.duplicates = outcome.accepted, len(outcome.duplicates)
             counts.dead_lettered = self._cap.allow(supplier_id, len(outcome.rejected))
             await add_feed_health(cur, supplier_id, source, counts)
         if counts.dead_lettered:
             sent = outcome.rejected[: counts.dead_lettered]
             payloads = [records[r.index] if r.index >= 0 else None for r in sent]
-            await asyncio.to_thread(self._publisher.dead_letter, supplier_id, source, kind, sent, payloads)
+            await self._publisher.dead_letter(supplier_id, source, kind, sent, payloads)
         if counts.dead_lettered < len(outcome.rejected):
             log.warning(
                 "supplier %s: %d rejects over the dead-letter cap were counted, not dead-lettered",
@@ -97,8 +107,12 @@ class Intake:
         self, cur: Any, kind: Kind, supplier_id: str, good: list[Accepted], parsed: Parsed, outcome: Outcome
     ) -> list[Accepted]:
         keys = [idempotency_key(kind, supplier_id, a) for a in good]
-        await cur.execute(QUERIES["claim_dedup_keys"], {"keys": keys})
-        new = {bytes(r["key"]) for r in await cur.fetchall()}
+        await cur.execute(QUERIES["claim_dedup_keys"], {"keys": b"".join(keys)})
+        row = await cur.fetchone()
+        claimed = bytes(row["keys"] or b"") if row else b""
+        if len(claimed) == len(keys) * KEY_BYTES:
+            return good  # the usual case: every key was new
+        new = {claimed[i : i + KEY_BYTES] for i in range(0, len(claimed), KEY_BYTES)}
         fresh: list[Accepted] = []
         for a, key in zip(good, keys, strict=True):
             if key in new:

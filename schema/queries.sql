@@ -20,9 +20,18 @@ SELECT supplier_id, sku, necessity, pack_quantity, pack_unit FROM supplier_skus;
 -- Claim idempotency keys; returns the keys that were new. Run in the same
 -- transaction as the publish, and roll back if the publish fails.
 -- name: claim_dedup_keys
-INSERT INTO ingest_dedup (key) SELECT unnest(%(keys)s::bytea[])
-ON CONFLICT (key) DO NOTHING
-RETURNING key;
+-- A request's 16-byte idempotency keys travel end to end in one bytea (one
+-- parameter, not a 500-element array: ~0.1 µs a key to send instead of ~7),
+-- and the keys this statement inserted come back the same way (NULL: none).
+WITH wanted AS (
+    SELECT substr(%(keys)b::bytea, i * 16 + 1, 16) AS key
+    FROM generate_series(0, length(%(keys)b::bytea) / 16 - 1) AS i
+), claimed AS (
+    INSERT INTO ingest_dedup (key) SELECT key FROM wanted
+    ON CONFLICT (key) DO NOTHING
+    RETURNING key
+)
+SELECT string_agg(key, ''::bytea) AS keys FROM claimed;
 
 -- name: purge_dedup_keys
 DELETE FROM ingest_dedup WHERE seen_at < now() - make_interval(hours => %(hours)s);

@@ -54,7 +54,7 @@ from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from baogong.settings import Settings
-from ingest.contract import Accepted, Context, group_reports, idempotency_key, validate_records
+from ingest.contract import Accepted, Context, encode_report, group_reports, idempotency_key, validate_records
 from ingest.formats import parse
 from schema.catalogue import NECESSITIES
 from schema.demo_city import DemoCity, build_demo_city
@@ -296,8 +296,13 @@ def report_messages(batches: list[Batch], goods: list[list[Accepted]]) -> list[l
     received_at = datetime.now(UTC)
     out = []
     for batch, good in zip(batches, goods, strict=True):
-        reports = group_reports("inventory", good, batch.supplier_id, received_at)
-        out.append([(r.outlet_id.encode(), r.model_dump_json().encode(), len(r.lines)) for r in reports])  # type: ignore[attr-defined]
+        groups = group_reports(good)
+        out.append(
+            [
+                (g.outlet_id.encode(), encode_report("inventory", batch.supplier_id, received_at, g), len(g.lines))
+                for g in groups
+            ]
+        )
     return out
 
 
@@ -372,9 +377,9 @@ def stage_costs(batches: list[Batch], goods: list[list[Accepted]], ctx: Context)
                 [idempotency_key("inventory", b.supplier_id, a) for a in g] for b, g in zip(batches, goods, strict=True)
             ]
         ),
-        "group_reports + model_dump_json": timed(
+        "group_reports + encode_report": timed(
             lambda: [
-                [r.model_dump_json() for r in group_reports("inventory", g, b.supplier_id, received_at)]
+                [encode_report("inventory", b.supplier_id, received_at, r) for r in group_reports(g)]
                 for b, g in zip(batches, goods, strict=True)
             ]
         ),

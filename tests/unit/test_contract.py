@@ -2,9 +2,21 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+import orjson
 import pytest
 
-from ingest.contract import Context, Sku, group_reports, idempotency_key, validate_records, validate_report
+from ingest.contract import (
+    REPORT_MODELS,
+    Accepted,
+    Context,
+    Kind,
+    Sku,
+    encode_report,
+    group_reports,
+    idempotency_key,
+    validate_records,
+    validate_report,
+)
 from ingest.keys import demo_key, hash_key, new_key, parse_prefix, verify
 from ingest.units import UnitError, to_canonical
 
@@ -81,14 +93,17 @@ def test_group_reports_one_message_per_outlet_and_time() -> None:
         CTX,
         "s1",
     )
-    reports = group_reports("inventory", good, "s1", NOW)
-    assert [(r.outlet_id, len(r.lines)) for r in reports] == [("O1", 2), ("O2", 1), ("O1", 1)]
-    assert reports[0].lines[1].quantity == 0.5  # type: ignore[attr-defined]
+    groups = group_reports(good)
+    assert [(g.outlet_id, len(g.lines)) for g in groups] == [("O1", 2), ("O2", 1), ("O1", 1)]
+    report = REPORT_MODELS["inventory"].model_validate_json(encode_report("inventory", "s1", NOW, groups[0]))
+    assert report.lines[1].quantity == 0.5  # type: ignore[attr-defined]
+    assert (report.supplier_id, report.outlet_id, report.received_at) == ("s1", "O1", NOW)
+    assert report.reported_at == groups[0].reported_at
 
 
 def test_worker_validates_report_messages_with_the_same_rules() -> None:
     good, _ = validate_records("inventory", [rec(), rec(necessity="milk", unit="L")], CTX, "s1")
-    raw = group_reports("inventory", good, "s1", NOW)[0].model_dump_json().encode()
+    raw = encode_report("inventory", "s1", NOW, group_reports(good)[0])
     report, lines, bad = validate_report("inventory", raw, CTX)
     assert report is not None and len(lines) == 2 and bad == []
     forged = raw.replace(b'"s1"', b'"s2"')
@@ -166,3 +181,35 @@ def test_idempotency_key_prefers_message_id() -> None:
     assert idempotency_key("inventory", "s1", a) != idempotency_key("price", "s1", a)
     c, d = validate_records("inventory", [rec(), rec(quantity=5)], CTX, "s1")[0]
     assert idempotency_key("inventory", "s1", c) == idempotency_key("inventory", "s1", d)
+
+
+@pytest.mark.parametrize("kind", ["inventory", "price"])
+def test_encoded_report_is_the_report_model_field_for_field(kind: Kind) -> None:
+    """encode_report writes dicts with orjson for speed; it must say exactly what the pydantic report says."""
+    utc_time = datetime(2026, 11, 25, 2, 0, 0, 123456, tzinfo=UTC)
+    lines = [
+        Accepted(0, "O1", "rice", 12.5, "kg", utc_time, 3.0 if kind == "inventory" else None, "m-1"),
+        Accepted(1, "O1", "milk", 0.25, "L", utc_time, None, None),
+    ]
+    group = group_reports(lines)[0]
+    encoded = REPORT_MODELS[kind].model_validate_json(encode_report(kind, "s1", NOW, group))
+    line_model = REPORT_MODELS[kind].model_fields["lines"].annotation.__args__[0]  # type: ignore[union-attr]
+    amount = "quantity" if kind == "inventory" else "price"
+    expected = REPORT_MODELS[kind](  # type: ignore[call-arg]
+        supplier_id="s1",
+        outlet_id="O1",
+        reported_at=utc_time,
+        received_at=NOW,
+        lines=[
+            line_model(
+                necessity=a.necessity,
+                unit=a.unit,
+                message_id=a.message_id,
+                **{amount: a.amount},
+                **({"sold_24h": a.sold_24h} if kind == "inventory" else {}),
+            )
+            for a in lines
+        ],
+    )
+    assert encoded.model_dump() == expected.model_dump()
+    assert orjson.loads(encode_report(kind, "s1", NOW, group)).keys() == orjson.loads(expected.model_dump_json()).keys()
