@@ -40,6 +40,11 @@ class Settings(BaseModel):
     api_host: str = "127.0.0.1"
     api_port: int = 8088
     max_request_bytes: int = Field(10 * 1024 * 1024, description="HTTP bodies above this get 413")
+    api_db_connections: int = Field(
+        32,
+        ge=2,
+        description="database connections of one API process: one per request in flight, held until Kafka acks",
+    )
     clock_skew_s: float = Field(300.0, description="how far in the future a reported_at may be")
     retention_days: int = Field(35, description="reports older than this are rejected")
 

@@ -57,8 +57,7 @@ class _Record(BaseModel):
     unit: str = _Unit
     reported_at: datetime = Field(description="ISO 8601 with offset; naive means Asia/Shanghai")
     message_id: str | None = _MessageId
-
-    _aware = field_validator("reported_at")(_aware)
+    # naive -> Asia/Shanghai happens in validate_records, once per batch row, not in a Python validator
 
 
 class InventoryRecord(_Record):
@@ -157,6 +156,7 @@ class Accepted:
     reported_at: datetime
     sold_24h: float | None
     message_id: str | None
+    at: float  # reported_at as POSIX seconds
 
 
 @dataclass(frozen=True, slots=True)
@@ -206,8 +206,8 @@ def _resolve(
     reported_at: datetime,
     ctx: Context,
     window: _Window,
-) -> tuple[str, str, float] | Rejection:
-    """Ownership, item, time window and unit: (necessity, canonical unit, factor) or why not."""
+) -> tuple[str, str, float, float] | Rejection:
+    """Ownership, item, time window and unit: (necessity, canonical unit, factor, POSIX time) or why not."""
     owner = ctx.outlet_owner.get(outlet_id)
     if owner != supplier_id:
         if owner is None:
@@ -257,7 +257,7 @@ def _resolve(
             per = factor(unit, canonical)
     except UnitError as exc:
         return Rejection(index, "unit", str(exc), outlet_id=outlet_id)
-    return necessity, canonical, per
+    return necessity, canonical, per, at
 
 
 def _accept(
@@ -273,11 +273,13 @@ def _accept(
     resolved = _resolve(index, supplier_id, outlet_id, line.necessity, line.sku, line.unit, reported_at, ctx, window)
     if isinstance(resolved, Rejection):
         return resolved
-    necessity, canonical, per = resolved
+    necessity, canonical, per, at = resolved
     if kind == "inventory":
         sold = None if line.sold_24h is None else line.sold_24h * per
-        return Accepted(index, outlet_id, necessity, line.quantity * per, canonical, reported_at, sold, line.message_id)
-    return Accepted(index, outlet_id, necessity, line.price / per, canonical, reported_at, None, line.message_id)
+        return Accepted(
+            index, outlet_id, necessity, line.quantity * per, canonical, reported_at, sold, line.message_id, at
+        )
+    return Accepted(index, outlet_id, necessity, line.price / per, canonical, reported_at, None, line.message_id, at)
 
 
 #: A whole batch through pydantic-core in one call; only a batch with a bad row is validated row by row.
@@ -317,7 +319,10 @@ def validate_records(
     window = _Window.of(ctx)
     good: list[Accepted] = []
     for index, rec in parsed:
-        result = _accept(kind, index, rec.outlet_id, rec, rec.reported_at, ctx, window, supplier_id)
+        reported_at = rec.reported_at
+        if reported_at.tzinfo is None:
+            reported_at = reported_at.replace(tzinfo=SHANGHAI)
+        result = _accept(kind, index, rec.outlet_id, rec, reported_at, ctx, window, supplier_id)
         if isinstance(result, Accepted):
             good.append(result)
         else:
@@ -338,17 +343,17 @@ class ReportGroup:
 
 def group_reports(lines: Iterable[Accepted]) -> list[ReportGroup]:
     """One report per (outlet, reported_at), in first-seen order; over 1000 lines, several."""
-    groups: dict[tuple[str, datetime], list[Accepted]] = {}
+    groups: dict[tuple[str, float], list[Accepted]] = {}
     for line in lines:
-        members = groups.get((line.outlet_id, line.reported_at))
+        members = groups.get((line.outlet_id, line.at))
         if members is None:
-            groups[line.outlet_id, line.reported_at] = [line]
+            groups[line.outlet_id, line.at] = [line]
         else:
             members.append(line)
     out: list[ReportGroup] = []
-    for (outlet_id, reported_at), members in groups.items():
+    for (outlet_id, _), members in groups.items():
         for start in range(0, len(members), 1000):
-            out.append(ReportGroup(outlet_id, reported_at, members[start : start + 1000]))
+            out.append(ReportGroup(outlet_id, members[0].reported_at, members[start : start + 1000]))
     return out
 
 

@@ -49,7 +49,7 @@ class TooLarge(Exception):
 
 
 def create_app(settings: Settings) -> FastAPI:
-    pool = make_pool(settings.database_url.get_secret_value(), max_size=8)
+    pool = make_pool(settings.database_url.get_secret_value(), max_size=settings.api_db_connections)
     registry = Registry(
         pool, clock_skew=timedelta(seconds=settings.clock_skew_s), retention=timedelta(days=settings.retention_days)
     )

@@ -68,13 +68,12 @@ class Intake:
     async def accept(self, supplier_id: str, kind: Kind, parsed: Parsed, source: str = "http") -> Outcome:
         """Validate, de-duplicate and publish; raises PublishFailed (nothing accepted) or DatabaseError."""
         records = parsed.records
-        outlet_ids = [r["outlet_id"] for r in records if isinstance(r, dict) and isinstance(r.get("outlet_id"), str)]
-        skus = [(supplier_id, r["sku"]) for r in records if isinstance(r, dict) and isinstance(r.get("sku"), str)]
-        ctx = await self._registry.context(outlet_ids, skus)
-        if len(records) > LARGE:  # a big spreadsheet: validate off the event loop
-            good, bad = await asyncio.to_thread(validate_records, kind, records, ctx, supplier_id)
-        else:
-            good, bad = validate_records(kind, records, ctx, supplier_id)
+        good, bad = await self._validate(kind, records, supplier_id)
+        if (
+            any(r.code == "unknown_outlet" or r.field == "sku" for r in bad)
+            and await self._registry.refreshed_after_miss()
+        ):
+            good, bad = await self._validate(kind, records, supplier_id)  # a newly registered outlet or SKU map
         if parsed.lines is not None:
             bad = [replace(r, line=parsed.lines[r.index]) for r in bad]
         outcome = Outcome(rejected=parsed.rejected + bad)
@@ -102,6 +101,14 @@ class Intake:
                 len(outcome.rejected) - counts.dead_lettered,
             )
         return outcome
+
+    async def _validate(
+        self, kind: Kind, records: list[Any], supplier_id: str
+    ) -> tuple[list[Accepted], list[Rejection]]:
+        ctx = await self._registry.context()
+        if len(records) > LARGE:  # a big spreadsheet: validate off the event loop
+            return await asyncio.to_thread(validate_records, kind, records, ctx, supplier_id)
+        return validate_records(kind, records, ctx, supplier_id)
 
     async def _claim(
         self, cur: Any, kind: Kind, supplier_id: str, good: list[Accepted], parsed: Parsed, outcome: Outcome

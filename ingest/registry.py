@@ -65,6 +65,13 @@ class Registry:
             self._owners, self._units, self._skus = owners, units, skus
             self._loaded_at = time.monotonic()
 
+    async def refreshed_after_miss(self) -> bool:
+        """A record named an outlet or SKU this view lacks: refresh unless the view is under `miss_refresh_s` old."""
+        if time.monotonic() - self._loaded_at <= self._miss_refresh_s:
+            return False
+        await self.refresh()
+        return True
+
     async def context(self, outlet_ids: Iterable[str] = (), skus: Iterable[tuple[str, str]] = ()) -> Context:
         """A validation context; refreshes first when stale or when it misses an outlet or (supplier, sku)."""
         age = time.monotonic() - self._loaded_at

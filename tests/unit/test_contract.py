@@ -187,9 +187,10 @@ def test_idempotency_key_prefers_message_id() -> None:
 def test_encoded_report_is_the_report_model_field_for_field(kind: Kind) -> None:
     """encode_report writes dicts with orjson for speed; it must say exactly what the pydantic report says."""
     utc_time = datetime(2026, 11, 25, 2, 0, 0, 123456, tzinfo=UTC)
+    at = utc_time.timestamp()
     lines = [
-        Accepted(0, "O1", "rice", 12.5, "kg", utc_time, 3.0 if kind == "inventory" else None, "m-1"),
-        Accepted(1, "O1", "milk", 0.25, "L", utc_time, None, None),
+        Accepted(0, "O1", "rice", 12.5, "kg", utc_time, 3.0 if kind == "inventory" else None, "m-1", at),
+        Accepted(1, "O1", "milk", 0.25, "L", utc_time, None, None, at),
     ]
     group = group_reports(lines)[0]
     encoded = REPORT_MODELS[kind].model_validate_json(encode_report(kind, "s1", NOW, group))
