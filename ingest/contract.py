@@ -22,11 +22,12 @@ import hashlib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any, Literal
+from typing import Annotated, Any, Literal, NotRequired
 from zoneinfo import ZoneInfo
 
 import orjson
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator
+from typing_extensions import TypedDict
 
 from ingest.units import UnitError, factor, is_pack_word
 
@@ -196,18 +197,22 @@ class _Window:
         return cls((ctx.now - ctx.retention).timestamp(), (ctx.now + ctx.clock_skew).timestamp())
 
 
-def _resolve(
+def _accept(
+    kind: Kind,
     index: int,
     supplier_id: str,
     outlet_id: str,
     necessity: str | None,
     sku: str | None,
     unit: str,
+    amount: float,
+    sold_24h: float | None,
+    message_id: str | None,
     reported_at: datetime,
     ctx: Context,
     window: _Window,
-) -> tuple[str, str, float, float] | Rejection:
-    """Ownership, item, time window and unit: (necessity, canonical unit, factor, POSIX time) or why not."""
+) -> Accepted | Rejection:
+    """Ownership, item, time window and unit: the line in canonical units, or why not. One call per line."""
     owner = ctx.outlet_owner.get(outlet_id)
     if owner != supplier_id:
         if owner is None:
@@ -257,53 +262,52 @@ def _resolve(
             per = factor(unit, canonical)
     except UnitError as exc:
         return Rejection(index, "unit", str(exc), outlet_id=outlet_id)
-    return necessity, canonical, per, at
-
-
-def _accept(
-    kind: Kind,
-    index: int,
-    outlet_id: str,
-    line: Any,
-    reported_at: datetime,
-    ctx: Context,
-    window: _Window,
-    supplier_id: str,
-) -> Accepted | Rejection:
-    resolved = _resolve(index, supplier_id, outlet_id, line.necessity, line.sku, line.unit, reported_at, ctx, window)
-    if isinstance(resolved, Rejection):
-        return resolved
-    necessity, canonical, per, at = resolved
     if kind == "inventory":
-        sold = None if line.sold_24h is None else line.sold_24h * per
-        return Accepted(
-            index, outlet_id, necessity, line.quantity * per, canonical, reported_at, sold, line.message_id, at
-        )
-    return Accepted(index, outlet_id, necessity, line.price / per, canonical, reported_at, None, line.message_id, at)
+        sold = None if sold_24h is None else sold_24h * per
+        return Accepted(index, outlet_id, necessity, amount * per, canonical, reported_at, sold, message_id, at)
+    return Accepted(index, outlet_id, necessity, amount / per, canonical, reported_at, None, message_id, at)
 
 
+def _row_schema(model: type[BaseModel]) -> Any:
+    """The record model's fields and constraints as a TypedDict.
+
+    pydantic-core validates a row into a plain dict ~3x faster than into a
+    model instance (1.6 vs 4.4 µs a record here), and ingest needs only the
+    values. The models stay the contract (JSON Schema, /docs); this is built
+    from them, so the two cannot drift (a test also feeds both the same rows).
+    """
+    fields: dict[str, Any] = {}
+    for name, info in model.model_fields.items():
+        annotated = Annotated[(info.annotation, *info.metadata)] if info.metadata else info.annotation
+        fields[name] = annotated if info.is_required() else NotRequired[annotated]  # type: ignore[valid-type]
+    row = TypedDict(f"{model.__name__}Row", fields)  # type: ignore[operator]
+    row.__pydantic_config__ = model.model_config  # type: ignore[attr-defined]
+    return row
+
+
+_ROWS: dict[Kind, TypeAdapter[Any]] = {kind: TypeAdapter(_row_schema(m)) for kind, m in RECORD_MODELS.items()}
 #: A whole batch through pydantic-core in one call; only a batch with a bad row is validated row by row.
-_RECORD_LISTS: dict[Kind, TypeAdapter[list[Any]]] = {
-    "inventory": TypeAdapter(list[InventoryRecord]),
-    "price": TypeAdapter(list[PriceRecord]),
+_ROW_LISTS: dict[Kind, TypeAdapter[list[Any]]] = {
+    kind: TypeAdapter(list[_row_schema(m)])  # type: ignore[misc]
+    for kind, m in RECORD_MODELS.items()
 }
 
 
-def _parse_records(kind: Kind, rows: Sequence[Any]) -> tuple[list[tuple[int, Any]], list[Rejection]]:
-    """Each row as its record model, with its index, or the first reason it is not one."""
+def _parse_records(kind: Kind, rows: Sequence[Any]) -> tuple[list[tuple[int, dict[str, Any]]], list[Rejection]]:
+    """Each row as a dict of valid field values, with its index, or the first reason it is not one."""
     try:
-        return list(enumerate(_RECORD_LISTS[kind].validate_python(rows))), []
+        return list(enumerate(_ROW_LISTS[kind].validate_python(rows))), []
     except ValidationError:
         pass  # at least one bad row: find which, keep the others
-    model = RECORD_MODELS[kind]
-    good: list[tuple[int, Any]] = []
+    one = _ROWS[kind]
+    good: list[tuple[int, dict[str, Any]]] = []
     bad: list[Rejection] = []
     for index, row in enumerate(rows):
         if not isinstance(row, Mapping):
             bad.append(Rejection(index, "record", f"expected an object, got {type(row).__name__}"))
             continue
         try:
-            good.append((index, model.model_validate(row)))
+            good.append((index, one.validate_python(row)))
         except ValidationError as exc:
             name, reason = _field_error(exc)
             outlet = row.get("outlet_id")
@@ -317,16 +321,32 @@ def validate_records(
     """Validate supplier records; every good record survives a bad neighbour. Rejections come in row order."""
     parsed, bad = _parse_records(kind, rows)
     window = _Window.of(ctx)
+    amount_field = "quantity" if kind == "inventory" else "price"
     good: list[Accepted] = []
     for index, rec in parsed:
-        reported_at = rec.reported_at
-        if reported_at.tzinfo is None:
+        reported_at = rec["reported_at"]
+        if reported_at.tzinfo is None:  # naive means Asia/Shanghai
             reported_at = reported_at.replace(tzinfo=SHANGHAI)
-        result = _accept(kind, index, rec.outlet_id, rec, reported_at, ctx, window, supplier_id)
-        if isinstance(result, Accepted):
-            good.append(result)
+        get = rec.get
+        result = _accept(
+            kind,
+            index,
+            supplier_id,
+            rec["outlet_id"],
+            get("necessity"),
+            get("sku"),
+            rec["unit"],
+            rec[amount_field],
+            get("sold_24h"),
+            get("message_id"),
+            reported_at,
+            ctx,
+            window,
+        )
+        if result.__class__ is Accepted:
+            good.append(result)  # type: ignore[arg-type]
         else:
-            bad.append(result)
+            bad.append(result)  # type: ignore[arg-type]
     if bad:
         bad.sort(key=lambda r: r.index)
     return good, bad
@@ -410,7 +430,21 @@ def validate_report(kind: Kind, raw: bytes, ctx: Context) -> tuple[_Report | Non
     bad: list[Rejection] = []
     window = _Window.of(ctx)
     for index, ln in enumerate(report.lines):  # type: ignore[attr-defined]
-        result = _accept(kind, index, report.outlet_id, ln, report.reported_at, ctx, window, report.supplier_id)
+        result = _accept(
+            kind,
+            index,
+            report.supplier_id,
+            report.outlet_id,
+            ln.necessity,
+            ln.sku,
+            ln.unit,
+            ln.quantity if kind == "inventory" else ln.price,
+            getattr(ln, "sold_24h", None),
+            ln.message_id,
+            report.reported_at,
+            ctx,
+            window,
+        )
         if isinstance(result, Accepted):
             good.append(result)
         else:

@@ -17,6 +17,7 @@ Accepted means durably on Kafka (acks=all): the handler waits for the broker.
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import math
 from collections.abc import AsyncIterator
@@ -48,6 +49,21 @@ class TooLarge(Exception):
     pass
 
 
+def _tune_gc() -> None:
+    """Keep the cyclic garbage collector off the ingest path.
+
+    A 500-record request allocates thousands of short-lived objects, which
+    set off a collection every few hundred records, and each full
+    collection walked the long-lived registry and modules: ~13% of the API's
+    CPU under load (py-spy). What exists at startup is frozen out of
+    collections, and young collections run every 50,000 allocations.
+    Ingest builds no reference cycles, so nothing waits longer to be freed.
+    """
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(50_000, 20, 20)
+
+
 def create_app(settings: Settings) -> FastAPI:
     pool = make_pool(settings.database_url.get_secret_value(), max_size=settings.api_db_connections)
     registry = Registry(
@@ -70,6 +86,7 @@ def create_app(settings: Settings) -> FastAPI:
         publisher = Publisher(settings.kafka_bootstrap, settings.topic_prefix)
         intake = Intake(pool, registry, publisher, DeadLetterCap(settings.deadletter_per_minute))
         holder["intake"] = intake
+        _tune_gc()
         purger = asyncio.create_task(_purge_forever(intake, settings.dedup_window_h))
         try:
             yield

@@ -23,9 +23,11 @@ SELECT supplier_id, sku, necessity, pack_quantity, pack_unit FROM supplier_skus;
 -- A request's 16-byte idempotency keys travel end to end in one bytea (one
 -- parameter, not a 500-element array: ~0.1 µs a key to send instead of ~7),
 -- and the keys this statement inserted come back the same way (NULL: none).
-WITH wanted AS (
-    SELECT substr(%(keys)b::bytea, i * 16 + 1, 16) AS key
-    FROM generate_series(0, length(%(keys)b::bytea) / 16 - 1) AS i
+WITH sent AS (
+    SELECT %(keys)b::bytea AS keys
+), wanted AS (
+    SELECT substr(sent.keys, i * 16 + 1, 16) AS key
+    FROM sent, generate_series(0, length(sent.keys) / 16 - 1) AS i
 ), claimed AS (
     INSERT INTO ingest_dedup (key) SELECT key FROM wanted
     ON CONFLICT (key) DO NOTHING

@@ -103,6 +103,7 @@ class ApiPhase:
     api_cpu_s: float
     load_cpu_s: float
     machine_busy_s: float
+    service_cpu_s: dict[str, float] = field(default_factory=dict)
 
     @property
     def figure(self) -> Figure:
@@ -136,6 +137,25 @@ def cpu_seconds(pid: int) -> float:
     """User + system CPU seconds of process `pid` so far (Linux /proc)."""
     after_comm = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(after_comm[11]) + int(after_comm[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def service_cpu_seconds() -> dict[str, float]:
+    """CPU seconds so far of the local Kafka broker and of all PostgreSQL processes (0 when not found)."""
+    out = {"kafka": 0.0, "postgres": 0.0}
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            cmdline = (proc / "cmdline").read_bytes()
+            comm = (proc / "comm").read_text().strip()
+            seconds = cpu_seconds(int(proc.name))
+        except (OSError, IndexError, ValueError):
+            continue  # gone meanwhile, or not ours to read
+        if b"kafka.Kafka" in cmdline or comm == "tansu":
+            out["kafka"] += seconds
+        elif comm == "postgres" or cmdline.startswith(b"postgres"):
+            out["postgres"] += seconds
+    return out
 
 
 def machine_busy_seconds() -> float:
@@ -235,12 +255,14 @@ def api_phase(
     assert proc.stdout is not None
     result: dict[str, Any] = {}
     api0 = busy0 = api1 = busy1 = 0.0
+    services0: dict[str, float] = {}
+    services1: dict[str, float] = {}
     for line in proc.stdout:
         if line.strip() == "measuring":
             progress(f"{stage}: measuring {measured:,} records in {len(requests) - warmup} requests")
-            api0, busy0 = cpu_seconds(api_pid), machine_busy_seconds()
+            api0, busy0, services0 = cpu_seconds(api_pid), machine_busy_seconds(), service_cpu_seconds()
         elif line.startswith("{"):
-            api1, busy1 = cpu_seconds(api_pid), machine_busy_seconds()
+            api1, busy1, services1 = cpu_seconds(api_pid), machine_busy_seconds(), service_cpu_seconds()
             result = json.loads(line)
     if proc.wait() != 0 or "elapsed_s" not in result:
         raise RuntimeError(f"{stage}: the load generator failed: {result or 'no result'}")
@@ -259,6 +281,7 @@ def api_phase(
         api_cpu_s=api1 - api0,
         load_cpu_s=result["cpu_s"],
         machine_busy_s=busy1 - busy0,
+        service_cpu_s={name: services1.get(name, 0.0) - services0.get(name, 0.0) for name in services1},
     )
     fig = phase.figure
     capped = phase.requests < phase.planned_requests
@@ -463,10 +486,14 @@ def print_results(phases: list[ApiPhase], validation: Figure, produce: Produce, 
         api_busy, load_busy, machine = (
             100 * seconds / phase.elapsed_s for seconds in (phase.api_cpu_s, phase.load_cpu_s, phase.machine_busy_s)
         )
+        services = "; ".join(
+            f"{name} {100 * seconds / phase.elapsed_s:.0f}% ({seconds * 1e6 / max(phase.accepted, 1):.1f} µs/record)"
+            for name, seconds in phase.service_cpu_s.items()
+        )
         print(
             f"  {phase.stage}: API process {per_record:.1f} µs CPU/record "
             f"(ceiling {1e6 / per_record:,.0f} records/s on one core), busy {api_busy:.0f}% of a core; "
-            f"load generator {load_busy:.0f}%; machine {machine:.0f}% of {100 * (os.cpu_count() or 1)}%"
+            f"load generator {load_busy:.0f}%; {services}; machine {machine:.0f}% of {100 * (os.cpu_count() or 1)}%"
         )
     print("  in-process CPU per record by stage (same records, one thread):")
     for stage, micros in costs.items():

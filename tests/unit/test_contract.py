@@ -214,3 +214,37 @@ def test_encoded_report_is_the_report_model_field_for_field(kind: Kind) -> None:
     )
     assert encoded.model_dump() == expected.model_dump()
     assert orjson.loads(encode_report(kind, "s1", NOW, group)).keys() == orjson.loads(expected.model_dump_json()).keys()
+
+
+ROWS_BOTH_WAYS: list[dict[str, object]] = [
+    {"outlet_id": "O1", "necessity": "rice", "quantity": 5, "unit": "kg", "reported_at": "2026-11-25T10:00:00+08:00"},
+    {"outlet_id": " O1 ", "sku": "R5", "quantity": "7.5", "unit": "bag", "reported_at": "2026-11-25T10:00:00"},
+    {"outlet_id": "O1", "necessity": "rice", "quantity": 1, "unit": "kg", "reported_at": 1764036000, "extra": 1},
+    {"outlet_id": "O1", "necessity": "rice", "quantity": 1, "unit": "kg", "reported_at": "x"},
+    {"outlet_id": "", "necessity": "rice", "quantity": 1, "unit": "kg", "reported_at": "2026-11-25T10:00:00Z"},
+    {"outlet_id": "O1", "necessity": "", "quantity": 1, "unit": "kg", "reported_at": "2026-11-25T10:00:00Z"},
+    {"outlet_id": "O1", "necessity": "rice", "quantity": -1, "unit": "kg", "reported_at": "2026-11-25T10:00:00Z"},
+    {"outlet_id": "O1", "necessity": "rice", "quantity": "nan", "unit": "kg", "reported_at": "2026-11-25T10:00:00Z"},
+    {"outlet_id": "O1", "necessity": "rice", "quantity": 1, "sold_24h": -2, "unit": "kg", "reported_at": "2026"},
+    {"outlet_id": "O1", "necessity": "rice", "unit": "kg", "reported_at": "2026-11-25T10:00:00Z"},
+    {"outlet_id": "O1" * 40, "necessity": "rice", "quantity": 1, "unit": "kg", "reported_at": "2026-11-25T10:00Z"},
+    {"outlet_id": "O1", "necessity": "rice", "quantity": 1, "unit": "g", "reported_at": "2026-11-25", "message_id": ""},
+    {"outlet_id": 7, "necessity": "rice", "quantity": 1, "unit": "kg", "reported_at": "2026-11-25T10:00:00Z"},
+]
+
+
+@pytest.mark.parametrize("row", ROWS_BOTH_WAYS)
+def test_the_fast_row_schema_agrees_with_the_contract_model(row: dict[str, object]) -> None:
+    """validate_records uses a TypedDict built from the record model; both must accept, reject and read alike."""
+    from pydantic import ValidationError
+
+    from ingest.contract import _ROWS, RECORD_MODELS
+
+    try:
+        expected = RECORD_MODELS["inventory"].model_validate(row).model_dump(exclude_unset=True)
+    except ValidationError as exc:
+        with pytest.raises(ValidationError) as fast:
+            _ROWS["inventory"].validate_python(row)
+        assert [(e["loc"], e["msg"]) for e in fast.value.errors()] == [(e["loc"], e["msg"]) for e in exc.errors()]
+        return
+    assert _ROWS["inventory"].validate_python(row) == expected
