@@ -280,7 +280,7 @@ def _row_schema(model: type[BaseModel]) -> Any:
     for name, info in model.model_fields.items():
         annotated = Annotated[(info.annotation, *info.metadata)] if info.metadata else info.annotation
         fields[name] = annotated if info.is_required() else NotRequired[annotated]  # type: ignore[valid-type]
-    row = TypedDict(f"{model.__name__}Row", fields)  # type: ignore[operator]
+    row = TypedDict(f"{model.__name__}Row", fields)  # type: ignore[misc]
     row.__pydantic_config__ = model.model_config  # type: ignore[attr-defined]
     return row
 
@@ -288,7 +288,7 @@ def _row_schema(model: type[BaseModel]) -> Any:
 _ROWS: dict[Kind, TypeAdapter[Any]] = {kind: TypeAdapter(_row_schema(m)) for kind, m in RECORD_MODELS.items()}
 #: A whole batch through pydantic-core in one call; only a batch with a bad row is validated row by row.
 _ROW_LISTS: dict[Kind, TypeAdapter[list[Any]]] = {
-    kind: TypeAdapter(list[_row_schema(m)])  # type: ignore[misc]
+    kind: TypeAdapter(list[_row_schema(m)])  # type: ignore[arg-type, misc]
     for kind, m in RECORD_MODELS.items()
 }
 
