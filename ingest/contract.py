@@ -18,7 +18,6 @@ Shapes:
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -450,16 +449,3 @@ def validate_report(kind: Kind, raw: bytes, ctx: Context) -> tuple[_Report | Non
         else:
             bad.append(result)
     return report, good, bad
-
-
-KEY_BYTES = 16
-
-
-def idempotency_key(kind: Kind, supplier_id: str, accepted: Accepted) -> bytes:
-    """KEY_BYTES bytes naming a record for de-duplication: its `message_id`, else outlet + necessity + time."""
-    if accepted.message_id is not None:
-        ident = f"{kind}|{supplier_id}|m|{accepted.message_id}"
-    else:
-        ts = accepted.reported_at.astimezone(UTC).isoformat()
-        ident = f"{kind}|{supplier_id}|k|{accepted.outlet_id}|{accepted.necessity}|{ts}"
-    return hashlib.sha256(ident.encode()).digest()[:KEY_BYTES]

@@ -1,13 +1,14 @@
 """Intake: what happens to a supplier's records once the request is authenticated and parsed.
 
-    validate (ingest.contract) -> de-duplicate (ingest_dedup) -> group per outlet
-    -> publish (Kafka, acks=all) -> dead-letter rejects (capped) -> count feed health
+    validate (ingest.contract) -> de-duplicate (ingest.claims, ingest_claims) -> group per
+    outlet -> publish (Kafka, acks=all) -> dead-letter rejects (capped) -> count feed health
 
-`Intake.accept` claims the records' idempotency keys and publishes in one
-database transaction: if Kafka does not acknowledge, the claim rolls back and
+`Intake.accept` claims the records' reports and publishes in one database
+transaction: if Kafka does not acknowledge, the claim rolls back and
 `PublishFailed` propagates, so a retry of the same batch is accepted, not
-called a duplicate. A record whose key was already claimed (in the window
-`dedup_window_h`) is answered as a duplicate and not published again.
+called a duplicate. A record claimed before (in the window `dedup_window_h`;
+what counts as the same record: ingest/claims.py) is answered as a duplicate
+and not published again.
 """
 
 from __future__ import annotations
@@ -20,23 +21,24 @@ from typing import Any
 
 from psycopg_pool import AsyncConnectionPool
 
+from ingest import claims
 from ingest.contract import (
-    KEY_BYTES,
     Accepted,
     Kind,
     Rejection,
     encode_report,
     group_reports,
-    idempotency_key,
     validate_records,
 )
 from ingest.feed import DeadLetterCap, FeedCounts, add_feed_health
 from ingest.formats import Parsed
 from ingest.publisher import Publisher
 from ingest.registry import Registry
-from schema.db import QUERIES, DatabaseError, transaction
+from schema.db import QUERIES, ConstraintViolation, DatabaseError, transaction
 
 log = logging.getLogger(__name__)
+CLAIMS_KEY = "ingest_claims_pkey"  # the constraint a report claimed before violates
+CLAIM_ATTEMPTS = 3  # all-new, then sorted out; a third only if a concurrent request claimed the same report
 LARGE = 5000  # records; above this, validation runs in a worker thread
 
 
@@ -78,18 +80,18 @@ class Intake:
             bad = [replace(r, line=parsed.lines[r.index]) for r in bad]
         outcome = Outcome(rejected=parsed.rejected + bad)
         counts = FeedCounts(rejected=len(outcome.rejected))
-        async with transaction(self._pool) as conn, conn.cursor() as cur:
-            if good:
-                fresh = await self._claim(cur, kind, supplier_id, good, parsed, outcome)
-                received_at = datetime.now(UTC)
-                messages = [
-                    (g.outlet_id, encode_report(kind, supplier_id, received_at, g)) for g in group_reports(fresh)
-                ]
-                await self._publisher.publish(kind, messages)
-                outcome.accepted, outcome.reports = len(fresh), len(messages)
-            counts.accepted, counts.duplicates = outcome.accepted, len(outcome.duplicates)
-            counts.dead_lettered = self._cap.allow(supplier_id, len(outcome.rejected))
-            await add_feed_health(cur, supplier_id, source, counts)
+        the_plan = claims.plan(kind, supplier_id, good)
+        for attempt in range(1, CLAIM_ATTEMPTS + 1):
+            try:
+                await self._commit(
+                    kind, supplier_id, source, good, the_plan, parsed, outcome, counts, all_new=attempt == 1
+                )
+                break
+            except ConstraintViolation as exc:
+                # A report was claimed before (first attempt: the usual all-new INSERT failed), or by a
+                # concurrent request since we read the claims. Nothing was published; look again.
+                if exc.constraint != CLAIMS_KEY or attempt == CLAIM_ATTEMPTS:
+                    raise
         if counts.dead_lettered:
             sent = outcome.rejected[: counts.dead_lettered]
             payloads = [records[r.index] if r.index >= 0 else None for r in sent]
@@ -110,37 +112,71 @@ class Intake:
             return await asyncio.to_thread(validate_records, kind, records, ctx, supplier_id)
         return validate_records(kind, records, ctx, supplier_id)
 
-    async def _claim(
-        self, cur: Any, kind: Kind, supplier_id: str, good: list[Accepted], parsed: Parsed, outcome: Outcome
-    ) -> list[Accepted]:
-        keys = [idempotency_key(kind, supplier_id, a) for a in good]
-        await cur.execute(QUERIES["claim_dedup_keys"], {"keys": b"".join(keys)})
-        row = await cur.fetchone()
-        claimed = bytes(row["keys"] or b"") if row else b""
-        if len(claimed) == len(keys) * KEY_BYTES:
-            return good  # the usual case: every key was new
-        new = {claimed[i : i + KEY_BYTES] for i in range(0, len(claimed), KEY_BYTES)}
-        fresh: list[Accepted] = []
-        for a, key in zip(good, keys, strict=True):
-            if key in new:
-                new.discard(key)  # a second copy in the same request is a duplicate too
-                fresh.append(a)
-                continue
-            dup: dict[str, Any] = {"index": a.index}
-            if parsed.lines is not None:
-                dup["line"] = parsed.lines[a.index]
-            dup["reason"] = (
-                f"duplicate of an accepted record (message_id {a.message_id!r})"
-                if a.message_id
-                else f"duplicate of an accepted record for {a.outlet_id}/{a.necessity} at {a.reported_at.isoformat()}"
-            )
-            outcome.duplicates.append(dup)
-        return fresh
+    async def _commit(
+        self,
+        kind: Kind,
+        supplier_id: str,
+        source: str,
+        good: list[Accepted],
+        the_plan: claims.Plan,
+        parsed: Parsed,
+        outcome: Outcome,
+        counts: FeedCounts,
+        *,
+        all_new: bool,
+    ) -> None:
+        """Claim the reports, publish the fresh records and count feed health, in one transaction.
+
+        `all_new` claims every report with a plain INSERT as the transaction's
+        first statement: the cheapest write, and when any report was claimed
+        before, the unique violation costs only this attempt. Otherwise the
+        claimed rows are read (and locked) first and only what is new is written.
+        """
+        async with transaction(self._pool) as conn, conn.cursor() as cur:
+            if good:
+                if all_new:
+                    fresh = claims.in_order(good, the_plan.repeats)
+                    nothing: tuple[list[bytes], list[bytes]] = ([], [])
+                    repeats, new_rows, additions = the_plan.repeats, the_plan.rows(), nothing
+                else:
+                    await cur.execute(QUERIES["lock_claimed_reports"], {"reports": list(the_plan.reports)})
+                    claimed = {bytes(r["report_key"]): bytes(r["record_keys"]) for r in await cur.fetchall()}
+                    found = claims.sort_out(good, the_plan, claimed)
+                    fresh, repeats, new_rows, additions = found.fresh, found.repeats, found.new_rows, found.additions
+                if new_rows[0]:
+                    await cur.execute(QUERIES["claim_new_reports"], {"reports": new_rows[0], "records": new_rows[1]})
+                if additions[0]:
+                    await cur.execute(
+                        QUERIES["add_claimed_records"], {"reports": additions[0], "records": additions[1]}
+                    )
+                outcome.duplicates = [_duplicate(a, parsed) for a in repeats]
+                received_at = datetime.now(UTC)
+                messages = [
+                    (g.outlet_id, encode_report(kind, supplier_id, received_at, g)) for g in group_reports(fresh)
+                ]
+                await self._publisher.publish(kind, messages)
+                outcome.accepted, outcome.reports = len(fresh), len(messages)
+            counts.accepted, counts.duplicates = outcome.accepted, len(outcome.duplicates)
+            counts.dead_lettered = self._cap.allow(supplier_id, len(outcome.rejected))
+            await add_feed_health(cur, supplier_id, source, counts)
 
     async def purge(self, hours: int) -> None:
         """Forget idempotency keys older than the window; logs and carries on if the database is away."""
         try:
             async with transaction(self._pool) as conn:
-                await conn.execute(QUERIES["purge_dedup_keys"], {"hours": hours})
+                await conn.execute(QUERIES["purge_claims"], {"hours": hours})
         except DatabaseError as exc:
             log.warning("dedup purge skipped: %s", exc)
+
+
+def _duplicate(record: Accepted, parsed: Parsed) -> dict[str, Any]:
+    out: dict[str, Any] = {"index": record.index}
+    if parsed.lines is not None:
+        out["line"] = parsed.lines[record.index]
+    out["reason"] = (
+        f"duplicate of an accepted record (message_id {record.message_id!r})"
+        if record.message_id
+        else f"duplicate of an accepted record for {record.outlet_id}/{record.necessity} "
+        f"at {record.reported_at.isoformat()}"
+    )
+    return out

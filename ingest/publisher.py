@@ -74,7 +74,7 @@ class Publisher:
             "client.id": "baogong-ingest",
             "acks": "all",
             "enable.idempotence": True,
-            "linger.ms": 5,
+            "linger.ms": 1,
             "batch.size": 1024 * 1024,
             "message.max.bytes": 8 * 1024 * 1024,
             "queue.buffering.max.messages": 500_000,

@@ -17,26 +17,30 @@ SELECT code, unit FROM necessities;
 -- name: supplier_skus
 SELECT supplier_id, sku, necessity, pack_quantity, pack_unit FROM supplier_skus;
 
--- Claim idempotency keys; returns the keys that were new. Run in the same
--- transaction as the publish, and roll back if the publish fails.
--- name: claim_dedup_keys
--- A request's 16-byte idempotency keys travel end to end in one bytea (one
--- parameter, not a 500-element array: ~0.1 µs a key to send instead of ~7),
--- and the keys this statement inserted come back the same way (NULL: none).
-WITH sent AS (
-    SELECT %(keys)b::bytea AS keys
-), wanted AS (
-    SELECT substr(sent.keys, i * 16 + 1, 16) AS key
-    FROM sent, generate_series(0, length(sent.keys) / 16 - 1) AS i
-), claimed AS (
-    INSERT INTO ingest_dedup (key) SELECT key FROM wanted
-    ON CONFLICT (key) DO NOTHING
-    RETURNING key
-)
-SELECT string_agg(key, ''::bytea) AS keys FROM claimed;
+-- Idempotency claims (ingest/claims.py). Run in the same transaction as the
+-- publish, and roll back if the publish fails.
 
--- name: purge_dedup_keys
-DELETE FROM ingest_dedup WHERE seen_at < now() - make_interval(hours => %(hours)s);
+-- name: claim_new_reports
+-- Reports never claimed (ingest/claims.py): one row per outlet report, its
+-- record keys end to end. The usual case is a request of new reports only,
+-- sent as a plain INSERT; a report claimed before raises unique_violation on
+-- ingest_claims_pkey, and the caller runs its transaction again, first
+-- reading the claimed rows (lock_claimed_reports).
+INSERT INTO ingest_claims (report_key, record_keys)
+SELECT * FROM unnest(%(reports)b::bytea[], %(records)b::bytea[]);
+
+-- name: lock_claimed_reports
+SELECT report_key, record_keys FROM ingest_claims
+WHERE report_key = ANY(%(reports)b::bytea[])
+FOR UPDATE;
+
+-- name: add_claimed_records
+UPDATE ingest_claims AS c SET record_keys = c.record_keys || u.added, seen_at = now()
+FROM unnest(%(reports)b::bytea[], %(records)b::bytea[]) AS u(report_key, added)
+WHERE c.report_key = u.report_key;
+
+-- name: purge_claims
+DELETE FROM ingest_claims WHERE seen_at < now() - make_interval(hours => %(hours)s);
 
 -- ---------------------------------------------------------------- streams: sink
 

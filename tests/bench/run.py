@@ -54,7 +54,8 @@ from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from baogong.settings import Settings
-from ingest.contract import Accepted, Context, encode_report, group_reports, idempotency_key, validate_records
+from ingest import claims
+from ingest.contract import Accepted, Context, encode_report, group_reports, validate_records
 from ingest.formats import parse
 from schema.catalogue import NECESSITIES
 from schema.demo_city import DemoCity, build_demo_city
@@ -395,10 +396,8 @@ def stage_costs(batches: list[Batch], goods: list[list[Accepted]], ctx: Context)
         "validate_records": timed(
             lambda: [validate_records("inventory", b.records, ctx, b.supplier_id) for b in batches]
         ),
-        "idempotency keys": timed(
-            lambda: [
-                [idempotency_key("inventory", b.supplier_id, a) for a in g] for b, g in zip(batches, goods, strict=True)
-            ]
+        "idempotency claims (plan)": timed(
+            lambda: [claims.plan("inventory", b.supplier_id, g).rows() for b, g in zip(batches, goods, strict=True)]
         ),
         "group_reports + encode_report": timed(
             lambda: [

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import json
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -120,6 +121,40 @@ def test_a_repeated_record_is_a_duplicate_on_retry(api: Api) -> None:
     assert out["accepted"] == 0 and [d["index"] for d in out["duplicates"]] == [0, 1, 2]
     assert "erp-1" in out["duplicates"][0]["reason"]
     assert len(api.topic("supply.inventory.v1")) == 2  # published once
+
+
+def test_a_retry_with_new_lines_for_the_same_report_accepts_only_the_new_ones(api: Api) -> None:
+    at = now_sh()
+    first = api.post("/v1/inventory", json=[rec(reported_at=at), rec(necessity="milk", unit="L", reported_at=at)])
+    assert first.json()["accepted"] == 2
+    again = [
+        rec(reported_at=at),
+        rec(necessity="flour", reported_at=at),
+        rec(necessity="milk", unit="L", reported_at=at),
+    ]
+    out = api.post("/v1/inventory", json=again).json()
+    assert out["accepted"] == 1 and [d["index"] for d in out["duplicates"]] == [0, 2]
+    third = api.post("/v1/inventory", json=[*again, rec(necessity="salt", reported_at=at)]).json()
+    assert third["accepted"] == 1 and len(third["duplicates"]) == 3
+    lines = [ln["necessity"] for m in api.topic("supply.inventory.v1") for ln in m["lines"]]
+    assert sorted(lines) == ["flour", "milk", "rice", "salt"]  # each published exactly once
+
+
+def test_the_same_batch_sent_concurrently_is_accepted_once(api: Api) -> None:
+    at = now_sh()
+    body = [rec(o, n, reported_at=at, message_id=f"c-{o}-{n}") for o in ("O1", "O2") for n in ("rice", "flour", "salt")]
+
+    def send(_: int) -> dict[str, Any]:
+        answer = api.post("/v1/inventory", json=body)
+        assert answer.status_code == 200, answer.text
+        return answer.json()
+
+    with ThreadPoolExecutor(8) as pool:
+        answers = list(pool.map(send, range(8)))
+    assert sum(a["accepted"] for a in answers) == len(body)
+    assert sum(len(a["duplicates"]) for a in answers) == 7 * len(body)
+    lines = [ln["message_id"] for m in api.topic("supply.inventory.v1") for ln in m["lines"]]
+    assert sorted(lines) == sorted(r["message_id"] for r in body)
 
 
 def test_another_suppliers_outlet_is_forbidden_but_neighbours_pass(api: Api) -> None:

@@ -13,7 +13,6 @@ from ingest.contract import (
     Sku,
     encode_report,
     group_reports,
-    idempotency_key,
     validate_records,
     validate_report,
 )
@@ -173,14 +172,6 @@ def test_prices_are_per_canonical_unit() -> None:
     good, bad = validate_records("price", rows, CTX, "s1")
     assert good[0].amount == 6.0 and good[0].unit == "kg"
     assert bad[0].field == "price"
-
-
-def test_idempotency_key_prefers_message_id() -> None:
-    a, b = validate_records("inventory", [rec(message_id="m1"), rec(message_id="m1", quantity=99)], CTX, "s1")[0]
-    assert idempotency_key("inventory", "s1", a) == idempotency_key("inventory", "s1", b)
-    assert idempotency_key("inventory", "s1", a) != idempotency_key("price", "s1", a)
-    c, d = validate_records("inventory", [rec(), rec(quantity=5)], CTX, "s1")[0]
-    assert idempotency_key("inventory", "s1", c) == idempotency_key("inventory", "s1", d)
 
 
 @pytest.mark.parametrize("kind", ["inventory", "price"])

@@ -1,0 +1,122 @@
+"""Idempotency claims: which of a request's records Baogong accepted before (pure, no I/O).
+
+A record repeats an earlier one when it is for the same kind, supplier,
+outlet and `reported_at` instant and carries the same `message_id` or,
+without one, names the same necessity. A repeat is answered as a duplicate
+and never published again; the worker's primary key absorbs any repeat that
+slips past (another path, or after the `dedup_window_h` window).
+
+Claims are kept per *report*, one row of `ingest_claims` per outlet and
+time holding its records' 8-byte keys end to end, not one row per record:
+an outlet's report is what suppliers send and retry, and a row per report
+(~5 records on the demo city's feeds) costs the database a fraction of the
+per-record index work, which was its largest cost at full load (tests/bench).
+
+`plan` sorts a request's accepted records by report and finds the repeats
+inside the request; `sort_out` compares a plan with the rows already claimed
+and says what is fresh, what repeats, and which rows to insert or extend.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+from xxhash import xxh3_64_digest, xxh3_128_digest
+
+from ingest.contract import Accepted, Kind
+
+REPORT_KEY_BYTES = 16
+RECORD_KEY_BYTES = 8
+
+
+def report_key(kind: Kind, supplier_id: str, outlet_id: str, at: float) -> bytes:
+    """16 bytes naming one outlet's report at one instant (`at`: POSIX seconds)."""
+    return xxh3_128_digest(f"{kind}|{supplier_id}|{outlet_id}|{at!r}".encode())
+
+
+def record_key(record: Accepted) -> bytes:
+    """8 bytes naming a record inside its report: its `message_id`, else its necessity.
+
+    XXH3, not a cryptographic hash: keys only tell a supplier's own records
+    apart within one report (64 bits: no collision among a report's <= 1000
+    lines in practice), and it costs 0.08 µs where SHA-256 cost 1.3 µs a record.
+    """
+    ident = f"m|{record.message_id}" if record.message_id is not None else f"k|{record.necessity}"
+    return xxh3_64_digest(ident.encode())
+
+
+@dataclass
+class Plan:
+    """A request's records by report key, first copies only, and the copies repeated within the request."""
+
+    reports: dict[bytes, list[tuple[bytes, Accepted]]] = field(default_factory=dict)
+    repeats: list[Accepted] = field(default_factory=list)
+
+    def rows(self) -> tuple[list[bytes], list[bytes]]:
+        """(report keys, their record keys end to end): every report as a new claim row."""
+        return list(self.reports), [b"".join(k for k, _ in members) for members in self.reports.values()]
+
+
+@dataclass
+class Sorted:
+    fresh: list[Accepted]  # in request order
+    repeats: list[Accepted]  # in request order
+    new_rows: tuple[list[bytes], list[bytes]]  # reports never claimed: (keys, record keys)
+    additions: tuple[list[bytes], list[bytes]]  # reports claimed before that gain records
+
+
+def plan(kind: Kind, supplier_id: str, records: Sequence[Accepted]) -> Plan:
+    out = Plan()
+    names: dict[tuple[str, float], bytes] = {}
+    seen: dict[bytes, set[bytes]] = {}
+    for record in records:
+        name = (record.outlet_id, record.at)
+        rk = names.get(name)
+        if rk is None:
+            rk = names[name] = report_key(kind, supplier_id, record.outlet_id, record.at)
+        mk = record_key(record)
+        members = seen.get(rk)
+        if members is None:
+            seen[rk] = {mk}
+            out.reports[rk] = [(mk, record)]
+        elif mk in members:
+            out.repeats.append(record)
+        else:
+            members.add(mk)
+            out.reports[rk].append((mk, record))
+    return out
+
+
+def in_order(records: Sequence[Accepted], leaving_out: Sequence[Accepted]) -> list[Accepted]:
+    if not leaving_out:
+        return list(records)
+    gone = {id(r) for r in leaving_out}
+    return [r for r in records if id(r) not in gone]
+
+
+def sort_out(records: Sequence[Accepted], the_plan: Plan, claimed: Mapping[bytes, bytes]) -> Sorted:
+    """Compare `the_plan` (from `records`) with the claimed rows (report key -> record keys end to end)."""
+    repeats = list(the_plan.repeats)
+    new_keys: list[bytes] = []
+    new_members: list[bytes] = []
+    add_keys: list[bytes] = []
+    add_members: list[bytes] = []
+    for rk, members in the_plan.reports.items():
+        before = claimed.get(rk)
+        if before is None:
+            new_keys.append(rk)
+            new_members.append(b"".join(k for k, _ in members))
+            continue
+        known = {before[i : i + RECORD_KEY_BYTES] for i in range(0, len(before), RECORD_KEY_BYTES)}
+        added: list[bytes] = []
+        for k, record in members:
+            if k in known:
+                repeats.append(record)
+            else:
+                added.append(k)
+        if added:
+            add_keys.append(rk)
+            add_members.append(b"".join(added))
+    repeats.sort(key=lambda r: r.index)
+    return Sorted(in_order(records, repeats), repeats, (new_keys, new_members), (add_keys, add_members))
