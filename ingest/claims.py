@@ -13,8 +13,8 @@ an outlet's report is what suppliers send and retry, and a row per report
 per-record index work, which was its largest cost at full load (tests/bench).
 
 `plan` sorts a request's accepted records by report and finds the repeats
-inside the request; `sort_out` compares a plan with the rows already claimed
-and says what is fresh, what repeats, and which rows to insert or extend.
+inside the request; `sort_out` compares a plan with the reports claimed
+before and says what is fresh, what repeats, and which rows gain records.
 """
 
 from __future__ import annotations
@@ -62,8 +62,7 @@ class Plan:
 class Sorted:
     fresh: list[Accepted]  # in request order
     repeats: list[Accepted]  # in request order
-    new_rows: tuple[list[bytes], list[bytes]]  # reports never claimed: (keys, record keys)
-    additions: tuple[list[bytes], list[bytes]]  # reports claimed before that gain records
+    additions: tuple[list[bytes], list[bytes]]  # reports claimed before that gain records: (keys, record keys)
 
 
 def plan(kind: Kind, supplier_id: str, records: Sequence[Accepted]) -> Plan:
@@ -96,17 +95,16 @@ def in_order(records: Sequence[Accepted], leaving_out: Sequence[Accepted]) -> li
 
 
 def sort_out(records: Sequence[Accepted], the_plan: Plan, claimed: Mapping[bytes, bytes]) -> Sorted:
-    """Compare `the_plan` (from `records`) with the claimed rows (report key -> record keys end to end)."""
+    """Compare `the_plan` (from `records`) with reports claimed before (report key -> record keys end to end).
+
+    Reports not in `claimed` are the ones this request claimed itself: all their records are fresh.
+    """
     repeats = list(the_plan.repeats)
-    new_keys: list[bytes] = []
-    new_members: list[bytes] = []
     add_keys: list[bytes] = []
     add_members: list[bytes] = []
     for rk, members in the_plan.reports.items():
         before = claimed.get(rk)
         if before is None:
-            new_keys.append(rk)
-            new_members.append(b"".join(k for k, _ in members))
             continue
         known = {before[i : i + RECORD_KEY_BYTES] for i in range(0, len(before), RECORD_KEY_BYTES)}
         added: list[bytes] = []
@@ -119,4 +117,4 @@ def sort_out(records: Sequence[Accepted], the_plan: Plan, claimed: Mapping[bytes
             add_keys.append(rk)
             add_members.append(b"".join(added))
     repeats.sort(key=lambda r: r.index)
-    return Sorted(in_order(records, repeats), repeats, (new_keys, new_members), (add_keys, add_members))
+    return Sorted(in_order(records, repeats), repeats, (add_keys, add_members))

@@ -34,11 +34,9 @@ from ingest.feed import DeadLetterCap, FeedCounts, add_feed_health
 from ingest.formats import Parsed
 from ingest.publisher import Publisher
 from ingest.registry import Registry
-from schema.db import QUERIES, ConstraintViolation, DatabaseError, transaction
+from schema.db import QUERIES, DatabaseError, transaction
 
 log = logging.getLogger(__name__)
-CLAIMS_KEY = "ingest_claims_pkey"  # the constraint a report claimed before violates
-CLAIM_ATTEMPTS = 3  # all-new, then sorted out; a third only if a concurrent request claimed the same report
 LARGE = 5000  # records; above this, validation runs in a worker thread
 
 
@@ -80,18 +78,7 @@ class Intake:
             bad = [replace(r, line=parsed.lines[r.index]) for r in bad]
         outcome = Outcome(rejected=parsed.rejected + bad)
         counts = FeedCounts(rejected=len(outcome.rejected))
-        the_plan = claims.plan(kind, supplier_id, good)
-        for attempt in range(1, CLAIM_ATTEMPTS + 1):
-            try:
-                await self._commit(
-                    kind, supplier_id, source, good, the_plan, parsed, outcome, counts, all_new=attempt == 1
-                )
-                break
-            except ConstraintViolation as exc:
-                # A report was claimed before (first attempt: the usual all-new INSERT failed), or by a
-                # concurrent request since we read the claims. Nothing was published; look again.
-                if exc.constraint != CLAIMS_KEY or attempt == CLAIM_ATTEMPTS:
-                    raise
+        await self._commit(kind, supplier_id, source, good, parsed, outcome, counts)
         if counts.dead_lettered:
             sent = outcome.rejected[: counts.dead_lettered]
             payloads = [records[r.index] if r.index >= 0 else None for r in sent]
@@ -118,37 +105,34 @@ class Intake:
         supplier_id: str,
         source: str,
         good: list[Accepted],
-        the_plan: claims.Plan,
         parsed: Parsed,
         outcome: Outcome,
         counts: FeedCounts,
-        *,
-        all_new: bool,
     ) -> None:
         """Claim the reports, publish the fresh records and count feed health, in one transaction.
 
-        `all_new` claims every report with a plain INSERT as the transaction's
-        first statement: the cheapest write, and when any report was claimed
-        before, the unique violation costs only this attempt. Otherwise the
-        claimed rows are read (and locked) first and only what is new is written.
+        Usually every report is new and one INSERT claims them all. A report
+        claimed before (a retry, or a report cut across two requests) is
+        skipped by that INSERT, then read under a row lock, and only its new
+        records are added to it and published.
         """
         async with transaction(self._pool) as conn, conn.cursor() as cur:
             if good:
-                if all_new:
-                    fresh = claims.in_order(good, the_plan.repeats)
-                    nothing: tuple[list[bytes], list[bytes]] = ([], [])
-                    repeats, new_rows, additions = the_plan.repeats, the_plan.rows(), nothing
+                the_plan = claims.plan(kind, supplier_id, good)
+                reports, records = the_plan.rows()
+                await cur.execute(QUERIES["claim_reports"], {"reports": reports, "records": records})
+                claimed_now = {bytes(r["report_key"]) for r in await cur.fetchall()}
+                if len(claimed_now) == len(reports):
+                    fresh, repeats = claims.in_order(good, the_plan.repeats), the_plan.repeats
                 else:
-                    await cur.execute(QUERIES["lock_claimed_reports"], {"reports": list(the_plan.reports)})
+                    before = [rk for rk in reports if rk not in claimed_now]
+                    await cur.execute(QUERIES["lock_claimed_reports"], {"reports": before})
                     claimed = {bytes(r["report_key"]): bytes(r["record_keys"]) for r in await cur.fetchall()}
                     found = claims.sort_out(good, the_plan, claimed)
-                    fresh, repeats, new_rows, additions = found.fresh, found.repeats, found.new_rows, found.additions
-                if new_rows[0]:
-                    await cur.execute(QUERIES["claim_new_reports"], {"reports": new_rows[0], "records": new_rows[1]})
-                if additions[0]:
-                    await cur.execute(
-                        QUERIES["add_claimed_records"], {"reports": additions[0], "records": additions[1]}
-                    )
+                    fresh, repeats = found.fresh, found.repeats
+                    if found.additions[0]:
+                        keys, added = found.additions
+                        await cur.execute(QUERIES["add_claimed_records"], {"reports": keys, "records": added})
                 outcome.duplicates = [_duplicate(a, parsed) for a in repeats]
                 received_at = datetime.now(UTC)
                 messages = [

@@ -20,14 +20,15 @@ SELECT supplier_id, sku, necessity, pack_quantity, pack_unit FROM supplier_skus;
 -- Idempotency claims (ingest/claims.py). Run in the same transaction as the
 -- publish, and roll back if the publish fails.
 
--- name: claim_new_reports
--- Reports never claimed (ingest/claims.py): one row per outlet report, its
--- record keys end to end. The usual case is a request of new reports only,
--- sent as a plain INSERT; a report claimed before raises unique_violation on
--- ingest_claims_pkey, and the caller runs its transaction again, first
--- reading the claimed rows (lock_claimed_reports).
+-- name: claim_reports
+-- One row per outlet report, its record keys end to end; answers the reports
+-- this statement claimed. A report claimed before (or by a concurrent request,
+-- whose commit this waits for) is skipped: the caller reads it with
+-- lock_claimed_reports and adds only its new records.
 INSERT INTO ingest_claims (report_key, record_keys)
-SELECT * FROM unnest(%(reports)b::bytea[], %(records)b::bytea[]);
+SELECT * FROM unnest(%(reports)b::bytea[], %(records)b::bytea[])
+ON CONFLICT (report_key) DO NOTHING
+RETURNING report_key;
 
 -- name: lock_claimed_reports
 SELECT report_key, record_keys FROM ingest_claims

@@ -47,13 +47,12 @@ def test_sort_out_against_claimed_reports() -> None:
     found = claims.sort_out(good, plan, claimed)
     assert [r.index for r in found.fresh] == [1, 2]
     assert [r.index for r in found.repeats] == [0, 3]
-    assert found.new_rows == ([o2], [claims.record_key(good[2])])
     assert found.additions == ([o1], [claims.record_key(good[1])])
+    assert o2 not in found.additions[0]
 
 
-def test_nothing_claimed_means_everything_is_a_new_row() -> None:
+def test_nothing_claimed_before_means_everything_is_fresh() -> None:
     good = accepted(rec(), rec(outlet_id="O2"))
     plan = claims.plan("inventory", "s1", good)
     found = claims.sort_out(good, plan, {})
-    assert found.fresh == good and found.repeats == [] and found.new_rows == plan.rows()
-    assert found.additions == ([], [])
+    assert found.fresh == good and found.repeats == [] and found.additions == ([], [])
