@@ -21,7 +21,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Annotated, Any, Literal, NotRequired
+from typing import Annotated, Any, Literal, NotRequired, cast
 from zoneinfo import ZoneInfo
 
 import orjson
@@ -196,6 +196,10 @@ class _Window:
         return cls((ctx.now - ctx.retention).timestamp(), (ctx.now + ctx.clock_skew).timestamp())
 
 
+#: (unit as written, canonical unit) -> factor, for every spelling accepted so far (a few dozen).
+_FACTORS: dict[tuple[str, str], float] = {}
+
+
 def _accept(
     kind: Kind,
     index: int,
@@ -259,6 +263,8 @@ def _accept(
             per = pack.pack_quantity * factor(pack.pack_unit, canonical)
         else:
             per = factor(unit, canonical)
+            if len(_FACTORS) < 4096:  # a supplier inventing spellings cannot grow it without bound
+                _FACTORS[unit, canonical] = per
     except UnitError as exc:
         return Rejection(index, "unit", str(exc), outlet_id=outlet_id)
     if kind == "inventory":
@@ -268,15 +274,21 @@ def _accept(
 
 
 def _row_schema(model: type[BaseModel]) -> Any:
-    """The record model's fields and constraints as a TypedDict.
+    """The record model's fields and constraints as a TypedDict, `reported_at` left raw.
 
     pydantic-core validates a row into a plain dict ~3x faster than into a
     model instance (1.6 vs 4.4 µs a record here), and ingest needs only the
-    values. The models stay the contract (JSON Schema, /docs); this is built
-    from them, so the two cannot drift (a test also feeds both the same rows).
+    values. `reported_at` is parsed afterwards, once per distinct value in a
+    batch (an outlet's lines share one), by the model's own datetime
+    validator (`_TIME`). The models stay the contract (JSON Schema, /docs);
+    this is built from them, and a batch with any bad row is validated row by
+    row with the model itself, so every rejection reads as the model's.
     """
     fields: dict[str, Any] = {}
     for name, info in model.model_fields.items():
+        if name == "reported_at":
+            fields[name] = Any
+            continue
         annotated = Annotated[(info.annotation, *info.metadata)] if info.metadata else info.annotation
         fields[name] = annotated if info.is_required() else NotRequired[annotated]  # type: ignore[valid-type]
     row = TypedDict(f"{model.__name__}Row", fields)  # type: ignore[misc]
@@ -284,33 +296,64 @@ def _row_schema(model: type[BaseModel]) -> Any:
     return row
 
 
-_ROWS: dict[Kind, TypeAdapter[Any]] = {kind: TypeAdapter(_row_schema(m)) for kind, m in RECORD_MODELS.items()}
 #: A whole batch through pydantic-core in one call; only a batch with a bad row is validated row by row.
 _ROW_LISTS: dict[Kind, TypeAdapter[list[Any]]] = {
     kind: TypeAdapter(list[_row_schema(m)])  # type: ignore[arg-type, misc]
     for kind, m in RECORD_MODELS.items()
 }
+_TIME: TypeAdapter[datetime] = TypeAdapter(datetime)  # the record models' reported_at validator
+
+#: (index, field values, reported_at made aware, reported_at as POSIX seconds)
+Row = tuple[int, dict[str, Any], datetime, float]
 
 
-def _parse_records(kind: Kind, rows: Sequence[Any]) -> tuple[list[tuple[int, dict[str, Any]]], list[Rejection]]:
-    """Each row as a dict of valid field values, with its index, or the first reason it is not one."""
+def _instant(value: datetime) -> tuple[datetime, float]:
+    aware = value.replace(tzinfo=SHANGHAI) if value.tzinfo is None else value  # naive means Asia/Shanghai
+    return aware, aware.timestamp()
+
+
+def _parse_records(kind: Kind, rows: Sequence[Any]) -> tuple[list[Row], list[Rejection]]:
+    """Each row's valid field values and time, with its index, or the first reason it is not a record."""
     try:
-        return list(enumerate(_ROW_LISTS[kind].validate_python(rows))), []
+        checked = _ROW_LISTS[kind].validate_python(rows)
     except ValidationError:
-        pass  # at least one bad row: find which, keep the others
-    one = _ROWS[kind]
-    good: list[tuple[int, dict[str, Any]]] = []
+        return _parse_one_by_one(kind, rows)  # at least one bad row: find which, keep the others
+    good: list[Row] = []
+    bad: list[Rejection] = []
+    times: dict[Any, tuple[datetime, float] | str] = {}
+    for index, fields in enumerate(checked):
+        raw = fields["reported_at"]
+        when = times.get(raw) if raw.__class__ is str else None
+        if when is None:
+            try:
+                when = _instant(_TIME.validate_python(raw))
+            except ValidationError as exc:
+                when = exc.errors()[0]["msg"]
+            if raw.__class__ is str:
+                times[raw] = when
+        if when.__class__ is str:
+            bad.append(Rejection(index, "reported_at", cast(str, when), outlet_id=fields["outlet_id"]))
+        else:
+            good.append((index, fields, *cast(tuple[datetime, float], when)))
+    return good, bad
+
+
+def _parse_one_by_one(kind: Kind, rows: Sequence[Any]) -> tuple[list[Row], list[Rejection]]:
+    model = RECORD_MODELS[kind]
+    good: list[Row] = []
     bad: list[Rejection] = []
     for index, row in enumerate(rows):
         if not isinstance(row, Mapping):
             bad.append(Rejection(index, "record", f"expected an object, got {type(row).__name__}"))
             continue
         try:
-            good.append((index, one.validate_python(row)))
+            record = model.model_validate(row)
         except ValidationError as exc:
             name, reason = _field_error(exc)
             outlet = row.get("outlet_id")
             bad.append(Rejection(index, name, reason, outlet_id=outlet if isinstance(outlet, str) else None))
+            continue
+        good.append((index, dict(record), *_instant(record.reported_at)))
     return good, bad
 
 
@@ -320,22 +363,43 @@ def validate_records(
     """Validate supplier records; every good record survives a bad neighbour. Rejections come in row order."""
     parsed, bad = _parse_records(kind, rows)
     window = _Window.of(ctx)
-    amount_field = "quantity" if kind == "inventory" else "price"
+    earliest, latest = window.earliest, window.latest
+    owners, units, factors = ctx.outlet_owner, ctx.units, _FACTORS
+    inventory = kind == "inventory"
+    amount_field = "quantity" if inventory else "price"
     good: list[Accepted] = []
-    for index, rec in parsed:
-        reported_at = rec["reported_at"]
-        if reported_at.tzinfo is None:  # naive means Asia/Shanghai
-            reported_at = reported_at.replace(tzinfo=SHANGHAI)
+    for index, rec, reported_at, at in parsed:
         get = rec.get
+        outlet_id, necessity, unit, amount = rec["outlet_id"], get("necessity"), rec["unit"], rec[amount_field]
+        # The usual line (own outlet, catalogue necessity, a unit spelling seen before, in the window)
+        # is accepted here; anything else goes through _accept, which has the last word and the reasons.
+        canonical = units.get(necessity) if necessity is not None else None
+        per = factors.get((unit, canonical)) if canonical is not None else None
+        if per is not None and owners.get(outlet_id) == supplier_id and earliest <= at <= latest:
+            sold = get("sold_24h") if inventory else None
+            good.append(
+                Accepted(
+                    index,
+                    outlet_id,
+                    cast(str, necessity),
+                    amount * per if inventory else amount / per,
+                    cast(str, canonical),
+                    reported_at,
+                    None if sold is None else sold * per,
+                    get("message_id"),
+                    at,
+                )
+            )
+            continue
         result = _accept(
             kind,
             index,
             supplier_id,
-            rec["outlet_id"],
-            get("necessity"),
+            outlet_id,
+            necessity,
             get("sku"),
-            rec["unit"],
-            rec[amount_field],
+            unit,
+            amount,
             get("sold_24h"),
             get("message_id"),
             reported_at,

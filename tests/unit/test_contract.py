@@ -225,17 +225,28 @@ ROWS_BOTH_WAYS: list[dict[str, object]] = [
 
 
 @pytest.mark.parametrize("row", ROWS_BOTH_WAYS)
-def test_the_fast_row_schema_agrees_with_the_contract_model(row: dict[str, object]) -> None:
-    """validate_records uses a TypedDict built from the record model; both must accept, reject and read alike."""
+def test_the_fast_path_reads_and_rejects_rows_as_the_contract_model_does(row: dict[str, object]) -> None:
+    """validate_records checks a batch with a TypedDict built from the record model and parses times
+    on the side; it must accept, read and reject every row exactly as the model itself."""
     from pydantic import ValidationError
 
-    from ingest.contract import _ROWS, RECORD_MODELS
+    from ingest.contract import RECORD_MODELS, SHANGHAI, _parse_records
 
-    try:
-        expected = RECORD_MODELS["inventory"].model_validate(row).model_dump(exclude_unset=True)
-    except ValidationError as exc:
-        with pytest.raises(ValidationError) as fast:
-            _ROWS["inventory"].validate_python(row)
-        assert [(e["loc"], e["msg"]) for e in fast.value.errors()] == [(e["loc"], e["msg"]) for e in exc.errors()]
-        return
-    assert _ROWS["inventory"].validate_python(row) == expected
+    for batch in ([row], [row, rec()]):  # alone, and beside a good row (the batch's fast path)
+        good, bad = _parse_records("inventory", batch)
+        try:
+            model = RECORD_MODELS["inventory"].model_validate(row)
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            assert [(b.index, b.field, b.reason) for b in bad] == [(0, ".".join(map(str, first["loc"])), first["msg"])]
+            continue
+        assert bad == [] and good[0][0] == 0
+        _, fields, reported_at, at = good[0]
+        expected = model.model_dump()
+        want = expected.pop("reported_at")
+        want = want.replace(tzinfo=SHANGHAI) if want.tzinfo is None else want
+        assert {k: v for k, v in fields.items() if k != "reported_at"} == {
+            k: v for k, v in expected.items() if k in fields
+        }
+        assert all(v is None for k, v in expected.items() if k not in fields)
+        assert reported_at == want and at == want.timestamp()
