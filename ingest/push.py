@@ -1,6 +1,6 @@
 """`baogong push FILE`: send a spreadsheet or JSON file to the API in batches, with a progress bar.
 
-The file is read with the same parser the API uses (CSV and XLSX through
+The file is read with the same parser the API uses (CSV, XLSX through
 pandas, JSON, NDJSON), sent as JSON batches of `batch` records, and every
 rejection is reported with the file line a person sees in the spreadsheet.
 A batch the API cannot take right now (429, 503) is retried after its

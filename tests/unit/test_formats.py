@@ -48,3 +48,47 @@ def test_ndjson_bad_line_is_a_rejection_not_a_failure() -> None:
 def test_unusable_bodies_say_what_to_send(body: bytes, kind: str, message: str) -> None:
     with pytest.raises(BodyError, match=message):
         parse(body, kind)
+
+
+SHEET = [
+    {"Outlet_ID ": "007", "necessity": "rice", "quantity": "12.5", "unit": "斤", "note": "a, b"},
+    {"Outlet_ID ": "O2", "necessity": "", "quantity": "3", "unit": "kg", "note": 'say "hi"'},
+    {"Outlet_ID ": "O3", "necessity": "milk", "quantity": "", "unit": "L", "note": ""},
+]
+
+
+def test_csv_and_xlsx_of_the_same_sheet_give_the_same_records() -> None:
+    frame = pd.DataFrame(SHEET)
+    xlsx = io.BytesIO()
+    frame.to_excel(xlsx, index=False)
+    csv_body = "\ufeff" + frame.to_csv(index=False, lineterminator="\r\n")
+    from_csv, from_xlsx = parse(csv_body.encode(), "csv"), parse(xlsx.getvalue(), "xlsx")
+    assert from_csv.records == from_xlsx.records
+    assert from_csv.lines == from_xlsx.lines == [2, 3, 4]
+    assert from_csv.records[0] == {
+        "outlet_id": "007",
+        "necessity": "rice",
+        "quantity": "12.5",
+        "unit": "斤",
+        "note": "a, b",
+    }
+    assert "necessity" not in from_csv.records[1] and from_csv.records[1]["note"] == 'say "hi"'
+
+
+def test_csv_lines_count_blank_lines_and_quoted_line_breaks() -> None:
+    body = b'outlet_id,note\n\nO1,"two\nlines"\n,\nO2, x\n'
+    parsed = parse(body, "csv")
+    assert parsed.records == [{"outlet_id": "O1", "note": "two\nlines"}, {"outlet_id": "O2", "note": "x"}]
+    assert parsed.lines == [3, 6]
+
+
+def test_a_csv_row_with_too_many_cells_costs_that_row_only() -> None:
+    parsed = parse(b"outlet_id,quantity\nO1,5\nO2,5,7\nO3,6\n", "csv")
+    assert [r["outlet_id"] for r in parsed.records] == ["O1", "O3"] and parsed.lines == [2, 4]
+    (rejected,) = parsed.rejected
+    assert rejected.line == 3 and "3 cells, but the header names 2 columns" in rejected.reason
+
+
+def test_a_csv_that_is_not_utf8_says_how_to_save_it() -> None:
+    with pytest.raises(BodyError, match="CSV UTF-8"):
+        parse("outlet_id\n门店\n".encode("gbk"), "csv")
