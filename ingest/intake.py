@@ -116,7 +116,7 @@ class Intake:
         skipped by that INSERT, then read under a row lock, and only its new
         records are added to it and published.
         """
-        async with transaction(self._pool) as conn, conn.cursor() as cur:
+        async with transaction(self._pool, pipelined=True) as conn, conn.cursor() as cur:
             if good:
                 the_plan = claims.plan(kind, supplier_id, good)
                 reports, records = the_plan.rows()
