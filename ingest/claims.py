@@ -14,7 +14,8 @@ per-record index work, which was its largest cost at full load (tests/bench).
 
 `plan` sorts a request's accepted records by report and finds the repeats
 inside the request; `sort_out` compares a plan with the reports claimed
-before and says what is fresh, what repeats, and which rows gain records.
+before and says what repeats and which rows gain records; `Plan.groups`
+gives the messages to publish, the repeats left out.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from dataclasses import dataclass, field
 
 from xxhash import xxh3_64_digest, xxh3_128_digest
 
-from ingest.contract import Accepted, Kind
+from ingest.contract import Accepted, Kind, ReportGroup, chunk_report
 
 REPORT_KEY_BYTES = 16
 RECORD_KEY_BYTES = 8
@@ -53,6 +54,16 @@ class Plan:
     reports: dict[bytes, list[tuple[bytes, Accepted]]] = field(default_factory=dict)
     repeats: list[Accepted] = field(default_factory=list)
 
+    def groups(self, leaving_out: Sequence[Accepted] = ()) -> list[ReportGroup]:
+        """The messages to publish: every report's records but `leaving_out`, reports and lines in request order."""
+        gone = {id(r) for r in leaving_out}
+        out: list[ReportGroup] = []
+        for members in self.reports.values():
+            lines = [r for _, r in members if id(r) not in gone] if gone else [r for _, r in members]
+            if lines:
+                out.extend(chunk_report(lines))
+        return out
+
     def rows(self) -> tuple[list[bytes], list[bytes]]:
         """(report keys, their record keys end to end): every report as a new claim row."""
         return list(self.reports), [b"".join(k for k, _ in members) for members in self.reports.values()]
@@ -60,7 +71,6 @@ class Plan:
 
 @dataclass
 class Sorted:
-    fresh: list[Accepted]  # in request order
     repeats: list[Accepted]  # in request order
     additions: tuple[list[bytes], list[bytes]]  # reports claimed before that gain records: (keys, record keys)
 
@@ -87,15 +97,8 @@ def plan(kind: Kind, supplier_id: str, records: Sequence[Accepted]) -> Plan:
     return out
 
 
-def in_order(records: Sequence[Accepted], leaving_out: Sequence[Accepted]) -> list[Accepted]:
-    if not leaving_out:
-        return list(records)
-    gone = {id(r) for r in leaving_out}
-    return [r for r in records if id(r) not in gone]
-
-
-def sort_out(records: Sequence[Accepted], the_plan: Plan, claimed: Mapping[bytes, bytes]) -> Sorted:
-    """Compare `the_plan` (from `records`) with reports claimed before (report key -> record keys end to end).
+def sort_out(the_plan: Plan, claimed: Mapping[bytes, bytes]) -> Sorted:
+    """Compare `the_plan` with reports claimed before (report key -> record keys end to end).
 
     Reports not in `claimed` are the ones this request claimed itself: all their records are fresh.
     """
@@ -117,4 +120,4 @@ def sort_out(records: Sequence[Accepted], the_plan: Plan, claimed: Mapping[bytes
             add_keys.append(rk)
             add_members.append(b"".join(added))
     repeats.sort(key=lambda r: r.index)
-    return Sorted(in_order(records, repeats), repeats, (add_keys, add_members))
+    return Sorted(repeats, (add_keys, add_members))

@@ -18,7 +18,7 @@ Shapes:
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal, NotRequired, cast
@@ -424,20 +424,10 @@ class ReportGroup:
     lines: list[Accepted]
 
 
-def group_reports(lines: Iterable[Accepted]) -> list[ReportGroup]:
-    """One report per (outlet, reported_at), in first-seen order; over 1000 lines, several."""
-    groups: dict[tuple[str, float], list[Accepted]] = {}
-    for line in lines:
-        members = groups.get((line.outlet_id, line.at))
-        if members is None:
-            groups[line.outlet_id, line.at] = [line]
-        else:
-            members.append(line)
-    out: list[ReportGroup] = []
-    for (outlet_id, _), members in groups.items():
-        for start in range(0, len(members), 1000):
-            out.append(ReportGroup(outlet_id, members[0].reported_at, members[start : start + 1000]))
-    return out
+def chunk_report(lines: list[Accepted]) -> list[ReportGroup]:
+    """One report's lines (one outlet, one `reported_at`) as messages of at most 1000 lines."""
+    first = lines[0]
+    return [ReportGroup(first.outlet_id, first.reported_at, lines[i : i + 1000]) for i in range(0, len(lines), 1000)]
 
 
 def encode_report(kind: Kind, supplier_id: str, received_at: datetime, group: ReportGroup) -> bytes:

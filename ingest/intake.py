@@ -27,7 +27,6 @@ from ingest.contract import (
     Kind,
     Rejection,
     encode_report,
-    group_reports,
     validate_records,
 )
 from ingest.feed import DeadLetterCap, FeedCounts, add_feed_health
@@ -123,23 +122,22 @@ class Intake:
                 await cur.execute(QUERIES["claim_reports"], {"reports": reports, "records": records})
                 claimed_now = {bytes(r["report_key"]) for r in await cur.fetchall()}
                 if len(claimed_now) == len(reports):
-                    fresh, repeats = claims.in_order(good, the_plan.repeats), the_plan.repeats
+                    repeats: list[Accepted] = the_plan.repeats  # inside the request; not in the plan's reports
+                    groups = the_plan.groups()
                 else:
                     before = [rk for rk in reports if rk not in claimed_now]
                     await cur.execute(QUERIES["lock_claimed_reports"], {"reports": before})
                     claimed = {bytes(r["report_key"]): bytes(r["record_keys"]) for r in await cur.fetchall()}
-                    found = claims.sort_out(good, the_plan, claimed)
-                    fresh, repeats = found.fresh, found.repeats
+                    found = claims.sort_out(the_plan, claimed)
+                    repeats, groups = found.repeats, the_plan.groups(leaving_out=found.repeats)
                     if found.additions[0]:
                         keys, added = found.additions
                         await cur.execute(QUERIES["add_claimed_records"], {"reports": keys, "records": added})
                 outcome.duplicates = [_duplicate(a, parsed) for a in repeats]
                 received_at = datetime.now(UTC)
-                messages = [
-                    (g.outlet_id, encode_report(kind, supplier_id, received_at, g)) for g in group_reports(fresh)
-                ]
+                messages = [(g.outlet_id, encode_report(kind, supplier_id, received_at, g)) for g in groups]
                 await self._publisher.publish(kind, messages)
-                outcome.accepted, outcome.reports = len(fresh), len(messages)
+                outcome.accepted, outcome.reports = sum(len(g.lines) for g in groups), len(messages)
             counts.accepted, counts.duplicates = outcome.accepted, len(outcome.duplicates)
             counts.dead_lettered = self._cap.allow(supplier_id, len(outcome.rejected))
             await add_feed_health(cur, supplier_id, source, counts)

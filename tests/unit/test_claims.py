@@ -36,7 +36,7 @@ def test_plan_groups_by_report_and_finds_repeats_inside_the_request() -> None:
     assert [r.index for r in plan.repeats] == [3, 4]
     keys, records = plan.rows()
     assert len(keys) == 2 and [len(r) for r in records] == [16, 8]
-    assert [r.index for r in claims.in_order(good, plan.repeats)] == [0, 1, 2]
+    assert [[r.index for r in g.lines] for g in plan.groups()] == [[0, 1], [2]]
 
 
 def test_sort_out_against_claimed_reports() -> None:
@@ -44,9 +44,9 @@ def test_sort_out_against_claimed_reports() -> None:
     plan = claims.plan("inventory", "s1", good)
     o1, o2 = list(plan.reports)
     claimed = {o1: claims.record_key(good[0])}  # rice at O1 was accepted before
-    found = claims.sort_out(good, plan, claimed)
-    assert [r.index for r in found.fresh] == [1, 2]
+    found = claims.sort_out(plan, claimed)
     assert [r.index for r in found.repeats] == [0, 3]
+    assert [[r.index for r in g.lines] for g in plan.groups(leaving_out=found.repeats)] == [[1], [2]]
     assert found.additions == ([o1], [claims.record_key(good[1])])
     assert o2 not in found.additions[0]
 
@@ -54,5 +54,13 @@ def test_sort_out_against_claimed_reports() -> None:
 def test_nothing_claimed_before_means_everything_is_fresh() -> None:
     good = accepted(rec(), rec(outlet_id="O2"))
     plan = claims.plan("inventory", "s1", good)
-    found = claims.sort_out(good, plan, {})
-    assert found.fresh == good and found.repeats == [] and found.additions == ([], [])
+    found = claims.sort_out(plan, {})
+    assert found.repeats == [] and found.additions == ([], [])
+    assert [g.lines for g in plan.groups(leaving_out=found.repeats)] == [[good[0]], [good[1]]]
+
+
+def test_a_report_of_more_than_1000_lines_is_several_messages() -> None:
+    good = accepted(*(rec(message_id=f"m{i}") for i in range(2500)))
+    groups = claims.plan("inventory", "s1", good).groups()
+    assert [len(g.lines) for g in groups] == [1000, 1000, 500]
+    assert {g.outlet_id for g in groups} == {"O1"}

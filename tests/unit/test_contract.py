@@ -5,14 +5,15 @@ from datetime import UTC, datetime, timedelta
 import orjson
 import pytest
 
+from ingest import claims
 from ingest.contract import (
     REPORT_MODELS,
     Accepted,
     Context,
     Kind,
     Sku,
+    chunk_report,
     encode_report,
-    group_reports,
     validate_records,
     validate_report,
 )
@@ -80,7 +81,7 @@ def test_non_object_record_is_rejected() -> None:
     assert bad[0].index == 1 and bad[0].field == "record"
 
 
-def test_group_reports_one_message_per_outlet_and_time() -> None:
+def test_one_message_per_outlet_and_time() -> None:
     good, _ = validate_records(
         "inventory",
         [
@@ -92,7 +93,7 @@ def test_group_reports_one_message_per_outlet_and_time() -> None:
         CTX,
         "s1",
     )
-    groups = group_reports(good)
+    groups = claims.plan("inventory", "s1", good).groups()
     assert [(g.outlet_id, len(g.lines)) for g in groups] == [("O1", 2), ("O2", 1), ("O1", 1)]
     report = REPORT_MODELS["inventory"].model_validate_json(encode_report("inventory", "s1", NOW, groups[0]))
     assert report.lines[1].quantity == 0.5  # type: ignore[attr-defined]
@@ -102,7 +103,7 @@ def test_group_reports_one_message_per_outlet_and_time() -> None:
 
 def test_worker_validates_report_messages_with_the_same_rules() -> None:
     good, _ = validate_records("inventory", [rec(), rec(necessity="milk", unit="L")], CTX, "s1")
-    raw = encode_report("inventory", "s1", NOW, group_reports(good)[0])
+    raw = encode_report("inventory", "s1", NOW, claims.plan("inventory", "s1", good).groups()[0])
     report, lines, bad = validate_report("inventory", raw, CTX)
     assert report is not None and len(lines) == 2 and bad == []
     forged = raw.replace(b'"s1"', b'"s2"')
@@ -183,7 +184,7 @@ def test_encoded_report_is_the_report_model_field_for_field(kind: Kind) -> None:
         Accepted(0, "O1", "rice", 12.5, "kg", utc_time, 3.0 if kind == "inventory" else None, "m-1", at),
         Accepted(1, "O1", "milk", 0.25, "L", utc_time, None, None, at),
     ]
-    group = group_reports(lines)[0]
+    group = chunk_report(lines)[0]
     encoded = REPORT_MODELS[kind].model_validate_json(encode_report(kind, "s1", NOW, group))
     line_model = REPORT_MODELS[kind].model_fields["lines"].annotation.__args__[0]  # type: ignore[union-attr]
     amount = "quantity" if kind == "inventory" else "price"
