@@ -120,21 +120,14 @@ class Intake:
                 the_plan = claims.plan(kind, supplier_id, good)
                 reports, records = the_plan.rows()
                 await cur.execute(QUERIES["claim_reports"], {"reports": reports, "records": records})
-                claimed: dict[bytes, bytes] = {}  # claimed before: report key -> its record keys
-                mine: set[bytes] = set()  # claimed by this statement
-                for row in await cur.fetchall():
-                    if row["record_keys"] is None:
-                        mine.add(bytes(row["report_key"]))
-                    else:
-                        claimed[bytes(row["report_key"])] = bytes(row["record_keys"])
-                if len(mine) == len(reports):
+                claimed_now = {bytes(r["report_key"]) for r in await cur.fetchall()}
+                if len(claimed_now) == len(reports):
                     repeats: list[Accepted] = the_plan.repeats  # inside the request; not in the plan's reports
                     groups = the_plan.groups()
                 else:
-                    missing = [rk for rk in reports if rk not in mine and rk not in claimed]
-                    if missing:  # claimed by a concurrent request after this statement's snapshot
-                        await cur.execute(QUERIES["lock_claimed_reports"], {"reports": missing})
-                        claimed.update((bytes(r["report_key"]), bytes(r["record_keys"])) for r in await cur.fetchall())
+                    before = [rk for rk in reports if rk not in claimed_now]
+                    await cur.execute(QUERIES["lock_claimed_reports"], {"reports": before})
+                    claimed = {bytes(r["report_key"]): bytes(r["record_keys"]) for r in await cur.fetchall()}
                     found = claims.sort_out(the_plan, claimed)
                     repeats, groups = found.repeats, the_plan.groups(leaving_out=found.repeats)
                     if found.additions[0]:

@@ -21,26 +21,14 @@ SELECT supplier_id, sku, necessity, pack_quantity, pack_unit FROM supplier_skus;
 -- publish, and roll back if the publish fails.
 
 -- name: claim_reports
--- One row per outlet report, its record keys end to end. Answers each report
--- this statement claimed (record_keys NULL) and each report claimed before,
--- locked, with the record keys it holds. A report a concurrent request
--- claimed meanwhile is in neither (this statement's snapshot predates it):
--- the caller reads those with lock_claimed_reports.
-WITH sent AS (
-    SELECT * FROM unnest(%(reports)b::bytea[], %(records)b::bytea[]) AS s (report_key, record_keys)
-), claimed AS (
-    INSERT INTO ingest_claims (report_key, record_keys)
-    SELECT report_key, record_keys FROM sent
-    ON CONFLICT (report_key) DO NOTHING
-    RETURNING report_key
-), before AS (
-    SELECT c.report_key, c.record_keys FROM ingest_claims AS c
-    WHERE c.report_key IN (SELECT report_key FROM sent)
-    FOR UPDATE
-)
-SELECT report_key, NULL::bytea AS record_keys FROM claimed
-UNION ALL
-SELECT report_key, record_keys FROM before;
+-- One row per outlet report, its record keys end to end; answers the reports
+-- this statement claimed. A report claimed before (or by a concurrent request,
+-- whose commit this waits for) is skipped: the caller reads it with
+-- lock_claimed_reports and adds only its new records.
+INSERT INTO ingest_claims (report_key, record_keys)
+SELECT * FROM unnest(%(reports)b::bytea[], %(records)b::bytea[])
+ON CONFLICT (report_key) DO NOTHING
+RETURNING report_key;
 
 -- name: lock_claimed_reports
 SELECT report_key, record_keys FROM ingest_claims
