@@ -120,7 +120,9 @@ def _csv(body: bytes) -> Parsed:
     reader = csv.reader(io.StringIO(text, newline=""), skipinitialspace=True)
     parsed = Parsed([], [])
     assert parsed.lines is not None
+    records, lines = parsed.records, parsed.lines
     columns: list[str] | None = None
+    width = 0
     last_line = 0
     try:
         for row in reader:
@@ -129,16 +131,18 @@ def _csv(body: bytes) -> Parsed:
                 continue  # a blank line, or a row of empty cells (spreadsheet exports end with them)
             if columns is None:
                 columns = [c.strip().lower() for c in row]
+                width = len(columns)
                 continue
-            if len(row) > len(columns):
-                reason = f"{len(row)} cells, but the header names {len(columns)} columns; check quotes and commas"
+            if len(row) > width:
+                reason = f"{len(row)} cells, but the header names {width} columns; check quotes and commas"
                 parsed.rejected.append(Rejection(-1, "record", reason, line=first_line))
                 continue
-            if "" in row:
-                parsed.records.append({k: v for k, v in zip(columns, row, strict=False) if v != ""})
-            else:
-                parsed.records.append(dict(zip(columns, row, strict=False)))
-            parsed.lines.append(first_line)
+            records.append(
+                dict(zip(columns, row, strict=False))
+                if "" not in row
+                else {k: v for k, v in zip(columns, row, strict=False) if v != ""}
+            )
+            lines.append(first_line)
     except csv.Error as exc:
         raise BodyError(f"cannot read the CSV file at line {reader.line_num}: {exc}") from exc
     if columns is None:
