@@ -134,6 +134,11 @@ class Rejection:
     outlet_id: str | None = None
     line: int | None = None
 
+    @property
+    def registry_miss(self) -> bool:
+        """Rejected for naming an outlet or SKU the registry may only just have learned of."""
+        return self.code == "unknown_outlet" or self.field == "sku"
+
     def as_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"index": self.index}
         if self.line is not None:
@@ -196,7 +201,8 @@ class _Window:
         return cls((ctx.now - ctx.retention).timestamp(), (ctx.now + ctx.clock_skew).timestamp())
 
 
-#: (unit as written, canonical unit) -> factor, for every spelling accepted so far (a few dozen).
+#: (unit as written, canonical unit) -> factor, for every spelling accepted so far (a few dozen):
+#: the one cache of `units.factor`, read by the fast path in validate_records.
 _FACTORS: dict[tuple[str, str], float] = {}
 
 

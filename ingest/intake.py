@@ -68,10 +68,7 @@ class Intake:
         """Validate, de-duplicate and publish; raises PublishFailed (nothing accepted) or DatabaseError."""
         records = parsed.records
         good, bad = await self._validate(kind, records, supplier_id)
-        if (
-            any(r.code == "unknown_outlet" or r.field == "sku" for r in bad)
-            and await self._registry.refreshed_after_miss()
-        ):
+        if any(r.registry_miss for r in bad) and await self._registry.refreshed_after_miss():
             good, bad = await self._validate(kind, records, supplier_id)  # a newly registered outlet or SKU map
         if parsed.lines is not None:
             bad = [replace(r, line=parsed.lines[r.index]) for r in bad]

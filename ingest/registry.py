@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 
 from psycopg_pool import AsyncConnectionPool
@@ -72,13 +71,14 @@ class Registry:
         await self.refresh()
         return True
 
-    async def context(self, outlet_ids: Iterable[str] = (), skus: Iterable[tuple[str, str]] = ()) -> Context:
-        """A validation context; refreshes first when stale or when it misses an outlet or (supplier, sku)."""
-        age = time.monotonic() - self._loaded_at
-        if age > self._ttl_s or (
-            age > self._miss_refresh_s
-            and (any(o not in self._owners for o in outlet_ids) or any(k not in self._skus for k in skus))
-        ):
+    async def context(self) -> Context:
+        """A validation context; refreshes first when older than `ttl_s`.
+
+        A caller whose records were rejected as naming an unknown outlet or SKU
+        (`Rejection.registry_miss`) calls `refreshed_after_miss` and, when it
+        refreshed, validates them again with a new context.
+        """
+        if time.monotonic() - self._loaded_at > self._ttl_s:
             await self.refresh()
         return Context(
             units=self._units,

@@ -14,7 +14,6 @@ A unit of another dimension than the necessity's is an error, never a guess.
 from __future__ import annotations
 
 import re
-from functools import lru_cache
 
 #: unit spelling (lower case) -> (canonical unit, factor to canonical)
 UNITS: dict[str, tuple[str, float]] = {
@@ -61,7 +60,6 @@ def _known() -> str:
     return ", ".join(sorted(u for u in UNITS if u.isascii())) + ", 斤…, or a pack like 5kg or 12x550ml"
 
 
-@lru_cache(maxsize=4096)  # suppliers repeat a handful of spellings; errors are not cached
 def factor(unit: str, canonical: str) -> float:
     """How many `canonical` units one `unit` is. Raises UnitError naming the unit."""
     key = unit.strip().lower()

@@ -39,10 +39,12 @@ def register(app: faust.App, kind: Kind, source: faust.TopicT, deadletter: faust
             rows: list[SinkRow] = []
             dead: list[dict[str, Any]] = []
             counts: dict[str, FeedCounts] = defaultdict(FeedCounts)
-            ids, skus = _names(batch)
-            ctx = await state.registry.context(ids, skus)
+            ctx = await state.registry.context()
             for raw in batch:
                 report, lines, rejections = validate_report(kind, raw, ctx)
+                if any(r.registry_miss for r in rejections) and await state.registry.refreshed_after_miss():
+                    ctx = await state.registry.context()  # a newly registered outlet or SKU map
+                    report, lines, rejections = validate_report(kind, raw, ctx)
                 supplier = report.supplier_id if report else "unknown"
                 received = (report.received_at if report else None) or datetime.now(UTC)
                 rows.extend(SinkRow(supplier, received, ln) for ln in lines)
@@ -89,23 +91,3 @@ async def _count(state: WorkerState, counts: dict[str, FeedCounts], duplicates: 
                 await add_feed_health(cur, supplier, "kafka", c)
     except DatabaseError as exc:
         log.warning("feed health not recorded: %s", exc)
-
-
-def _names(batch: list[bytes]) -> tuple[list[str], list[tuple[str, str]]]:
-    """Outlet ids and (supplier, sku) pairs named in a batch, so the registry can refresh on a miss."""
-    ids: list[str] = []
-    skus: list[tuple[str, str]] = []
-    for raw in batch:
-        try:
-            value = orjson.loads(raw)
-        except orjson.JSONDecodeError:
-            continue
-        if not isinstance(value, dict):
-            continue
-        if isinstance(value.get("outlet_id"), str):
-            ids.append(value["outlet_id"])
-        supplier = value.get("supplier_id")
-        for line in value.get("lines") or ():
-            if isinstance(line, dict) and isinstance(line.get("sku"), str) and isinstance(supplier, str):
-                skus.append((supplier, line["sku"]))
-    return ids, skus
