@@ -108,6 +108,7 @@ class Publisher:
             log.warning("Kafka producer replaced after a fatal error")
 
     async def _produce(self, topic: str, key: bytes, value: bytes, on_delivery: Any) -> None:
+        """Queue one message; yields to the loop only while librdkafka's local queue is full."""
         while True:
             try:
                 self._producer.produce(topic, value, key, on_delivery=on_delivery)
@@ -124,10 +125,7 @@ class Publisher:
         delivery = _Delivery(len(messages), asyncio.get_running_loop())
         try:
             for key, value in messages:
-                try:
-                    self._producer.produce(topic, value, key.encode(), on_delivery=delivery.report)
-                except BufferError:
-                    await self._produce(topic, key.encode(), value, delivery.report)
+                await self._produce(topic, key.encode(), value, delivery.report)
         except KafkaException as exc:
             delivery.future.cancel()
             raise PublishFailed(f"Kafka did not take the reports: {exc}") from exc
