@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import csv
 import io
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -130,18 +131,14 @@ def _csv(body: bytes) -> Parsed:
             if not any(row):
                 continue  # a blank line, or a row of empty cells (spreadsheet exports end with them)
             if columns is None:
-                columns = [c.strip().lower() for c in row]
+                columns = _header(row)
                 width = len(columns)
                 continue
             if len(row) > width:
                 reason = f"{len(row)} cells, but the header names {width} columns; check quotes and commas"
                 parsed.rejected.append(Rejection(-1, "record", reason, line=first_line))
                 continue
-            records.append(
-                dict(zip(columns, row, strict=False))
-                if "" not in row
-                else {k: v for k, v in zip(columns, row, strict=False) if v != ""}
-            )
+            records.append(_record(columns, row))
             lines.append(first_line)
     except csv.Error as exc:
         raise BodyError(f"cannot read the CSV file at line {reader.line_num}: {exc}") from exc
@@ -161,6 +158,18 @@ def _xlsx(body: bytes) -> Parsed:
         raise BodyError(f"cannot read the XLSX file: {exc}") from exc
     if frame.empty:
         raise BodyError("the XLSX file has a header but no rows")
-    columns = [str(c).strip().lower() for c in frame.columns]
-    records = [{k: v for k, v in zip(columns, row, strict=True) if v != ""} for row in frame.to_numpy().tolist()]
+    columns = _header(str(c) for c in frame.columns)
+    records = [_record(columns, row) for row in frame.to_numpy().tolist()]
     return Parsed(records, list(range(2, len(records) + 2)))
+
+
+def _header(cells: Iterable[str]) -> list[str]:
+    """Column names as the contract spells them: trimmed, lower case."""
+    return [c.strip().lower() for c in cells]
+
+
+def _record(columns: list[str], row: list[str]) -> dict[str, str]:
+    """A sheet row as a record; an empty cell is an absent field (a short row lacks its last fields)."""
+    if "" not in row:
+        return dict(zip(columns, row, strict=False))
+    return {k: v for k, v in zip(columns, row, strict=False) if v != ""}
