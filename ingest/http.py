@@ -104,7 +104,7 @@ def create_app(settings: Settings) -> FastAPI:
                 with suppress(asyncio.CancelledError):
                     await task
             gc.enable()
-            await asyncio.to_thread(publisher.close)
+            await publisher.close()
             await pool.close()
 
     app = FastAPI(
