@@ -27,11 +27,12 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
+from psycopg_pool import AsyncConnectionPool
 
 from baogong.settings import Settings
 from ingest.auth import AuthError, KeyCache
 from ingest.contract import Kind
-from ingest.feed import DeadLetterCap
+from ingest.feed import DeadLetterCap, FeedTally
 from ingest.formats import BodyError, kind_of, parse
 from ingest.intake import Intake
 from ingest.jsonschema import SCHEMAS, load_schema, request_body_openapi
@@ -91,19 +92,22 @@ def create_app(settings: Settings) -> FastAPI:
             settings.partitions,
         )
         publisher = Publisher(settings.kafka_bootstrap, settings.topic_prefix)
-        intake = Intake(pool, registry, publisher, DeadLetterCap(settings.deadletter_per_minute))
+        tally = FeedTally()
+        intake = Intake(pool, registry, publisher, DeadLetterCap(settings.deadletter_per_minute), tally)
         holder["intake"] = intake
         _tune_gc()
         collector = asyncio.create_task(_collect_forever())
         purger = asyncio.create_task(_purge_forever(intake, settings.dedup_window_h))
+        counter = asyncio.create_task(_write_feed_health_forever(tally, pool))
         try:
             yield
         finally:
-            for task in (purger, collector):
+            for task in (counter, purger, collector):
                 task.cancel()
                 with suppress(asyncio.CancelledError):
                     await task
             gc.enable()
+            await tally.flush(pool)
             await publisher.close()
             await pool.close()
 
@@ -248,6 +252,12 @@ async def _upload(request: Request, limit: int) -> tuple[bytes, str]:
     return body, kind_of(
         upload.content_type if upload.content_type != "application/octet-stream" else None, upload.filename
     )
+
+
+async def _write_feed_health_forever(tally: FeedTally, pool: AsyncConnectionPool[Any], every_s: float = 1.0) -> None:
+    while True:
+        await asyncio.sleep(every_s)
+        await tally.flush(pool)
 
 
 async def _purge_forever(intake: Intake, hours: int) -> None:

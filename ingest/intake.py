@@ -1,7 +1,7 @@
 """Intake: what happens to a supplier's records once the request is authenticated and parsed.
 
     validate (ingest.contract) -> de-duplicate (ingest.claims, ingest_claims) -> group per
-    outlet -> publish (Kafka, acks=all) -> dead-letter rejects (capped) -> count feed health
+    outlet -> publish (Kafka, acks=all) -> dead-letter rejects (capped) -> count feed health (ingest.feed)
 
 `Intake.accept` claims the records' reports and publishes in one database
 transaction: if Kafka does not acknowledge, the claim rolls back and
@@ -29,7 +29,7 @@ from ingest.contract import (
     encode_report,
     validate_records,
 )
-from ingest.feed import DeadLetterCap, FeedCounts, add_feed_health
+from ingest.feed import DeadLetterCap, FeedCounts, FeedTally
 from ingest.formats import Parsed
 from ingest.publisher import Publisher
 from ingest.registry import Registry
@@ -57,12 +57,18 @@ class Outcome:
 
 class Intake:
     def __init__(
-        self, pool: AsyncConnectionPool[Any], registry: Registry, publisher: Publisher, deadletter_cap: DeadLetterCap
+        self,
+        pool: AsyncConnectionPool[Any],
+        registry: Registry,
+        publisher: Publisher,
+        deadletter_cap: DeadLetterCap,
+        tally: FeedTally,
     ) -> None:
         self._pool = pool
         self._registry = registry
         self._publisher = publisher
         self._cap = deadletter_cap
+        self._tally = tally
 
     async def accept(self, supplier_id: str, kind: Kind, parsed: Parsed, source: str = "http") -> Outcome:
         """Validate, de-duplicate and publish; raises PublishFailed (nothing accepted) or DatabaseError."""
@@ -73,8 +79,11 @@ class Intake:
         if parsed.lines is not None:
             bad = [replace(r, line=parsed.lines[r.index]) for r in bad]
         outcome = Outcome(rejected=parsed.rejected + bad)
-        counts = FeedCounts(rejected=len(outcome.rejected))
-        await self._commit(kind, supplier_id, source, good, parsed, outcome, counts)
+        if good:
+            await self._commit(kind, supplier_id, good, parsed, outcome)
+        counts = FeedCounts(outcome.accepted, len(outcome.rejected), len(outcome.duplicates))
+        counts.dead_lettered = self._cap.allow(supplier_id, len(outcome.rejected))
+        self._tally.add(supplier_id, source, counts)
         if counts.dead_lettered:
             sent = outcome.rejected[: counts.dead_lettered]
             payloads = [records[r.index] if r.index >= 0 else None for r in sent]
@@ -99,45 +108,39 @@ class Intake:
         self,
         kind: Kind,
         supplier_id: str,
-        source: str,
         good: list[Accepted],
         parsed: Parsed,
         outcome: Outcome,
-        counts: FeedCounts,
     ) -> None:
-        """Claim the reports, publish the fresh records and count feed health, in one transaction.
+        """Claim the reports and publish the fresh records, in one transaction.
 
         Usually every report is new and one INSERT claims them all. A report
         claimed before (a retry, or a report cut across two requests) is
         skipped by that INSERT, then read under a row lock, and only its new
         records are added to it and published.
         """
-        async with transaction(self._pool, pipelined=True) as conn, conn.cursor() as cur:
-            if good:
-                the_plan = claims.plan(kind, supplier_id, good)
-                reports, records = the_plan.rows()
-                await cur.execute(QUERIES["claim_reports"], {"reports": reports, "records": records})
-                claimed_now = {bytes(r["report_key"]) for r in await cur.fetchall()}
-                if len(claimed_now) == len(reports):
-                    repeats: list[Accepted] = the_plan.repeats  # inside the request; not in the plan's reports
-                    groups = the_plan.groups()
-                else:
-                    before = [rk for rk in reports if rk not in claimed_now]
-                    await cur.execute(QUERIES["lock_claimed_reports"], {"reports": before})
-                    claimed = {bytes(r["report_key"]): bytes(r["record_keys"]) for r in await cur.fetchall()}
-                    found = claims.sort_out(the_plan, claimed)
-                    repeats, groups = found.repeats, the_plan.groups(leaving_out=found.repeats)
-                    if found.additions[0]:
-                        keys, added = found.additions
-                        await cur.execute(QUERIES["add_claimed_records"], {"reports": keys, "records": added})
-                outcome.duplicates = [_duplicate(a, parsed) for a in repeats]
-                received_at = datetime.now(UTC)
-                messages = [(g.outlet_id, encode_report(kind, supplier_id, received_at, g)) for g in groups]
-                await self._publisher.publish(kind, messages)
-                outcome.accepted, outcome.reports = sum(len(g.lines) for g in groups), len(messages)
-            counts.accepted, counts.duplicates = outcome.accepted, len(outcome.duplicates)
-            counts.dead_lettered = self._cap.allow(supplier_id, len(outcome.rejected))
-            await add_feed_health(cur, supplier_id, source, counts)
+        the_plan = claims.plan(kind, supplier_id, good)
+        reports, records = the_plan.rows()
+        async with transaction(self._pool) as conn, conn.cursor() as cur:
+            await cur.execute(QUERIES["claim_reports"], {"reports": reports, "records": records})
+            claimed_now = {bytes(r["report_key"]) for r in await cur.fetchall()}
+            if len(claimed_now) == len(reports):
+                repeats: list[Accepted] = the_plan.repeats  # inside the request; not in the plan's reports
+                groups = the_plan.groups()
+            else:
+                before = [rk for rk in reports if rk not in claimed_now]
+                await cur.execute(QUERIES["lock_claimed_reports"], {"reports": before})
+                claimed = {bytes(r["report_key"]): bytes(r["record_keys"]) for r in await cur.fetchall()}
+                found = claims.sort_out(the_plan, claimed)
+                repeats, groups = found.repeats, the_plan.groups(leaving_out=found.repeats)
+                if found.additions[0]:
+                    keys, added = found.additions
+                    await cur.execute(QUERIES["add_claimed_records"], {"reports": keys, "records": added})
+            outcome.duplicates = [_duplicate(a, parsed) for a in repeats]
+            received_at = datetime.now(UTC)
+            messages = [(g.outlet_id, encode_report(kind, supplier_id, received_at, g)) for g in groups]
+            await self._publisher.publish(kind, messages)
+            outcome.accepted, outcome.reports = sum(len(g.lines) for g in groups), len(messages)
 
     async def purge(self, hours: int) -> None:
         """Forget idempotency keys older than the window; logs and carries on if the database is away."""

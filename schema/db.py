@@ -91,24 +91,14 @@ def make_pool(url: str, *, min_size: int = 1, max_size: int = 4) -> AsyncConnect
 
 
 @asynccontextmanager
-async def transaction(
-    pool: AsyncConnectionPool[Any], *, pipelined: bool = False
-) -> AsyncIterator[psycopg.AsyncConnection[Row]]:
+async def transaction(pool: AsyncConnectionPool[Any]) -> AsyncIterator[psycopg.AsyncConnection[Row]]:
     """One transaction from the pool; commits on success, rolls back and translates on error.
 
-    `pipelined` sends statements in pipeline mode: they go out together when
-    a result is fetched or the transaction ends (BEGIN with the first
-    statement, the last ones with COMMIT), so a transaction of four
-    statements costs two round trips instead of four. Errors then surface at
-    the fetch or at the end.
+    Not in pipeline mode: for the API's two-statement transactions psycopg's
+    pipeline machinery cost more CPU than the round trips it saved (tests/bench).
     """
     try:
-        async with pool.connection() as conn:
-            if pipelined:
-                async with conn.pipeline(), conn.transaction():
-                    yield conn
-            else:
-                async with conn.transaction():
-                    yield conn
+        async with pool.connection() as conn, conn.transaction():
+            yield conn
     except psycopg.Error as exc:
         raise translate(exc) from exc

@@ -90,7 +90,7 @@ ON CONFLICT (outlet_id, necessity, reported_at) DO NOTHING;
 -- Feed health: one row per supplier, minute and path; counts only grow.
 -- name: add_feed_health
 INSERT INTO feed_health (supplier_id, minute, source, accepted, rejected, duplicates, dead_lettered)
-VALUES (%(supplier_id)s, date_trunc('minute', now()), %(source)s, %(accepted)s, %(rejected)s, %(duplicates)s,
+VALUES (%(supplier_id)s, %(minute)s, %(source)s, %(accepted)s, %(rejected)s, %(duplicates)s,
         %(dead_lettered)s)
 ON CONFLICT (supplier_id, minute, source) DO UPDATE
 SET accepted = feed_health.accepted + EXCLUDED.accepted,

@@ -18,6 +18,7 @@ import pandas as pd
 import pytest
 
 from ingest.jsonschema import load_schema
+from schema.db import connect
 from tests.integration.conftest import Api
 from tests.support import wait_for
 
@@ -208,6 +209,24 @@ def test_rejects_are_dead_lettered_with_payload_and_supplier(api: Api) -> None:
     letters = wait_for(lambda: api.topic("supply.deadletter.v1"), 20, "the dead letter")
     assert letters[0]["supplier_id"] == "s1" and letters[0]["field"] == "unit"
     assert letters[0]["payload"] == bad and letters[0]["source"] == "http"
+
+
+def test_feed_health_counts_what_the_api_answered(api: Api) -> None:
+    body = [rec(message_id="fh-1"), rec("O2", message_id="fh-2"), rec(unit="barrel"), rec("O3")]
+    first = api.post("/v1/inventory", json=body)
+    assert first.json()["accepted"] == 2 and len(first.json()["rejected"]) == 2
+    assert len(api.post("/v1/inventory", json=body[:1]).json()["duplicates"]) == 1
+
+    def counted() -> dict[str, Any] | None:
+        with connect(api.database_url) as conn:
+            row = conn.execute(
+                "SELECT sum(accepted) AS accepted, sum(rejected) AS rejected, sum(duplicates) AS duplicates, "
+                "sum(dead_lettered) AS dead_lettered FROM feed_health WHERE supplier_id = 's1' AND source = 'http'"
+            ).fetchone()
+        return row if row and row["duplicates"] == 1 else None  # both requests written (once a second)
+
+    row = wait_for(counted, 20, "the API's feed health in the database")
+    assert row == {"accepted": 2, "rejected": 2, "duplicates": 1, "dead_lettered": 2}
 
 
 def test_sku_map_upload_then_records_by_sku(api: Api) -> None:
