@@ -18,10 +18,13 @@ from streams.state import WorkerState
 
 
 def create_app(settings: Settings) -> faust.App:
+    datadir = settings.state_dir / "faust" / settings.worker_id  # Faust's default is ./<id>-data, in the checkout
+    datadir.mkdir(parents=True, exist_ok=True)
     app = faust.App(
         settings.worker_id,
         broker=f"kafka://{settings.kafka_bootstrap}",
         store="memory://",
+        datadir=str(datadir),
         key_serializer="raw",
         value_serializer="raw",
         topic_partitions=settings.partitions,
