@@ -66,7 +66,7 @@ class Plan:
 
     def rows(self) -> tuple[list[bytes], list[bytes]]:
         """(report keys, their record keys end to end): every report as a new claim row."""
-        return list(self.reports), [b"".join(k for k, _ in members) for members in self.reports.values()]
+        return list(self.reports), [b"".join([k for k, _ in members]) for members in self.reports.values()]
 
 
 @dataclass
@@ -77,23 +77,23 @@ class Sorted:
 
 def plan(kind: Kind, supplier_id: str, records: Sequence[Accepted]) -> Plan:
     out = Plan()
-    names: dict[tuple[str, float], bytes] = {}
-    seen: dict[bytes, set[bytes]] = {}
+    reports, repeats = out.reports, out.repeats
+    by_name: dict[tuple[str, float], tuple[set[bytes], list[tuple[bytes, Accepted]]]] = {}
     for record in records:
-        name = (record.outlet_id, record.at)
-        rk = names.get(name)
-        if rk is None:
-            rk = names[name] = report_key(kind, supplier_id, record.outlet_id, record.at)
         mk = record_key(record)
-        members = seen.get(rk)
-        if members is None:
-            seen[rk] = {mk}
-            out.reports[rk] = [(mk, record)]
-        elif mk in members:
-            out.repeats.append(record)
+        name = (record.outlet_id, record.at)
+        entry = by_name.get(name)
+        if entry is None:
+            rk = report_key(kind, supplier_id, record.outlet_id, record.at)
+            reports[rk] = [(mk, record)]
+            by_name[name] = ({mk}, reports[rk])
+            continue
+        keys, members = entry
+        if mk in keys:
+            repeats.append(record)
         else:
-            members.add(mk)
-            out.reports[rk].append((mk, record))
+            keys.add(mk)
+            members.append((mk, record))
     return out
 
 

@@ -21,7 +21,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Annotated, Any, Literal, NotRequired, cast
+from typing import Annotated, Any, Literal, NotRequired
 from zoneinfo import ZoneInfo
 
 import orjson
@@ -337,10 +337,10 @@ def _parse_records(kind: Kind, rows: Sequence[Any]) -> tuple[list[Row], list[Rej
                 when = exc.errors()[0]["msg"]
             if raw.__class__ is str:
                 times[raw] = when
-        if when.__class__ is str:
-            bad.append(Rejection(index, "reported_at", cast(str, when), outlet_id=fields["outlet_id"]))
+        if isinstance(when, str):  # isinstance, not typing.cast: a cast is a function call per record
+            bad.append(Rejection(index, "reported_at", when, outlet_id=fields["outlet_id"]))
         else:
-            good.append((index, fields, *cast(tuple[datetime, float], when)))
+            good.append((index, fields, when[0], when[1]))
     return good, bad
 
 
@@ -379,17 +379,21 @@ def validate_records(
         outlet_id, necessity, unit, amount = rec["outlet_id"], get("necessity"), rec["unit"], rec[amount_field]
         # The usual line (own outlet, catalogue necessity, a unit spelling seen before, in the window)
         # is accepted here; anything else goes through _accept, which has the last word and the reasons.
-        canonical = units.get(necessity) if necessity is not None else None
-        per = factors.get((unit, canonical)) if canonical is not None else None
-        if per is not None and owners.get(outlet_id) == supplier_id and earliest <= at <= latest:
+        if (
+            necessity is not None
+            and (canonical := units.get(necessity)) is not None
+            and (per := factors.get((unit, canonical))) is not None
+            and owners.get(outlet_id) == supplier_id
+            and earliest <= at <= latest
+        ):
             sold = get("sold_24h") if inventory else None
             good.append(
                 Accepted(
                     index,
                     outlet_id,
-                    cast(str, necessity),
+                    necessity,
                     amount * per if inventory else amount / per,
-                    cast(str, canonical),
+                    canonical,
                     reported_at,
                     None if sold is None else sold * per,
                     get("message_id"),
@@ -433,6 +437,8 @@ class ReportGroup:
 def chunk_report(lines: list[Accepted]) -> list[ReportGroup]:
     """One report's lines (one outlet, one `reported_at`) as messages of at most 1000 lines."""
     first = lines[0]
+    if len(lines) <= 1000:  # nearly always: no copy
+        return [ReportGroup(first.outlet_id, first.reported_at, lines)]
     return [ReportGroup(first.outlet_id, first.reported_at, lines[i : i + 1000]) for i in range(0, len(lines), 1000)]
 
 
