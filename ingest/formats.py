@@ -138,7 +138,7 @@ def _csv(body: bytes) -> Parsed:
                 reason = f"{len(row)} cells, but the header names {width} columns; check quotes and commas"
                 parsed.rejected.append(Rejection(-1, "record", reason, line=first_line))
                 continue
-            records.append(_record(columns, row))
+            records.append(_record(columns, row) if "" in row else dict(zip(columns, row, strict=False)))
             lines.append(first_line)
     except csv.Error as exc:
         raise BodyError(f"cannot read the CSV file at line {reader.line_num}: {exc}") from exc
@@ -169,7 +169,10 @@ def _header(cells: Iterable[str]) -> list[str]:
 
 
 def _record(columns: list[str], row: list[str]) -> dict[str, str]:
-    """A sheet row as a record; an empty cell is an absent field (a short row lacks its last fields)."""
+    """A sheet row as a record; an empty cell is an absent field (a short row lacks its last fields).
+
+    The CSV loop inlines the usual case, a row without empty cells, as `dict(zip(columns, row))`.
+    """
     if "" not in row:
         return dict(zip(columns, row, strict=False))
     return {k: v for k, v in zip(columns, row, strict=False) if v != ""}
