@@ -33,7 +33,7 @@ from ingest.feed import DeadLetterCap, FeedCounts, FeedTally
 from ingest.formats import Parsed
 from ingest.publisher import Publisher
 from ingest.registry import Registry
-from schema.db import QUERIES, DatabaseError, transaction
+from schema.db import QUERIES, ByteaArray, DatabaseError, transaction
 
 log = logging.getLogger(__name__)
 LARGE = 5000  # records; above this, validation runs in a worker thread
@@ -122,20 +122,23 @@ class Intake:
         the_plan = claims.plan(kind, supplier_id, good)
         reports, records = the_plan.rows()
         async with transaction(self._pool) as conn, conn.cursor() as cur:
-            await cur.execute(QUERIES["claim_reports"], {"reports": reports, "records": records})
-            claimed_now = {bytes(r["report_key"]) for r in await cur.fetchall()}
-            if len(claimed_now) == len(reports):
+            await cur.execute(
+                QUERIES["claim_reports"], {"reports": ByteaArray(reports), "records": ByteaArray(records)}
+            )
+            row = await cur.fetchone()
+            if row is not None and row["claimed"] == len(reports):
                 repeats: list[Accepted] = the_plan.repeats  # inside the request; not in the plan's reports
                 groups = the_plan.groups()
             else:
-                before = [rk for rk in reports if rk not in claimed_now]
-                await cur.execute(QUERIES["lock_claimed_reports"], {"reports": before})
+                await cur.execute(QUERIES["lock_claimed_reports"], {"reports": ByteaArray(reports)})
                 claimed = {bytes(r["report_key"]): bytes(r["record_keys"]) for r in await cur.fetchall()}
                 found = claims.sort_out(the_plan, claimed)
                 repeats, groups = found.repeats, the_plan.groups(leaving_out=found.repeats)
                 if found.additions[0]:
                     keys, added = found.additions
-                    await cur.execute(QUERIES["add_claimed_records"], {"reports": keys, "records": added})
+                    await cur.execute(
+                        QUERIES["add_claimed_records"], {"reports": ByteaArray(keys), "records": ByteaArray(added)}
+                    )
             outcome.duplicates = [_duplicate(a, parsed) for a in repeats]
             received_at = datetime.now(UTC)
             messages = [(g.outlet_id, encode_report(kind, supplier_id, received_at, g)) for g in groups]

@@ -21,18 +21,23 @@ SELECT supplier_id, sku, necessity, pack_quantity, pack_unit FROM supplier_skus;
 -- publish, and roll back if the publish fails.
 
 -- name: claim_reports
--- One row per outlet report, its record keys end to end; answers the reports
--- this statement claimed. A report claimed before (or by a concurrent request,
--- whose commit this waits for) is skipped: the caller reads it with
--- lock_claimed_reports and adds only its new records.
-INSERT INTO ingest_claims (report_key, record_keys)
-SELECT * FROM unnest(%(reports)b::bytea[], %(records)b::bytea[])
-ON CONFLICT (report_key) DO NOTHING
-RETURNING report_key;
+-- One row per outlet report, its record keys end to end; answers how many
+-- reports this statement claimed. A report claimed before (or by a
+-- concurrent request, whose commit this waits for) is skipped: when fewer
+-- than all were claimed, the caller reads the others with
+-- lock_claimed_reports and adds only their new records.
+WITH claimed AS (
+    INSERT INTO ingest_claims (report_key, record_keys)
+    SELECT * FROM unnest(%(reports)b::bytea[], %(records)b::bytea[])
+    ON CONFLICT (report_key) DO NOTHING
+    RETURNING 1
+)
+SELECT count(*) AS claimed FROM claimed;
 
+-- Of the given reports, the rows other transactions claimed (not the ones this one just inserted), locked.
 -- name: lock_claimed_reports
 SELECT report_key, record_keys FROM ingest_claims
-WHERE report_key = ANY(%(reports)b::bytea[])
+WHERE report_key = ANY(%(reports)b::bytea[]) AND xmin <> pg_current_xact_id()::xid
 FOR UPDATE;
 
 -- name: add_claimed_records
