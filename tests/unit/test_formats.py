@@ -92,3 +92,26 @@ def test_a_csv_row_with_too_many_cells_costs_that_row_only() -> None:
 def test_a_csv_that_is_not_utf8_says_how_to_save_it() -> None:
     with pytest.raises(BodyError, match="CSV UTF-8"):
         parse("outlet_id\n门店\n".encode("gbk"), "csv")
+
+
+PLAIN_CSV = "Outlet_ID ,necessity,quantity,unit\r\nO1,rice, 12.5,kg\r\nO2,milk,3,L\r\n"
+
+
+@pytest.mark.parametrize(
+    ("variant", "lines"),
+    [
+        (PLAIN_CSV, [2, 3]),  # the usual export: read without a Python loop per row
+        (PLAIN_CSV.replace("O2", '"O2"'), [2, 3]),  # a quote sends it through the row loop
+        (PLAIN_CSV.replace("\r\nO2", "\r\n\r\nO2"), [2, 4]),  # so does a blank line
+        (PLAIN_CSV.replace("O1,rice", "O1,rice,"), [3]),  # and a row wider than the header, rejected by line
+    ],
+)
+def test_a_plain_csv_reads_the_same_on_either_path(variant: str, lines: list[int]) -> None:
+    parsed = parse(variant.encode(), "csv")
+    rows = {
+        2: {"outlet_id": "O1", "necessity": "rice", "quantity": "12.5", "unit": "kg"},
+        3: {"outlet_id": "O2", "necessity": "milk", "quantity": "3", "unit": "L"},
+        4: {"outlet_id": "O2", "necessity": "milk", "quantity": "3", "unit": "L"},
+    }
+    assert parsed.records == [rows[n] for n in lines] and parsed.lines == lines
+    assert [r.line for r in parsed.rejected] == ([2] if len(lines) == 1 else [])
