@@ -1,11 +1,12 @@
 from __future__ import annotations
 
 import io
+import random
 
 import pandas as pd
 import pytest
 
-from ingest.formats import BodyError, kind_of, parse
+from ingest.formats import BodyError, _csv_rows, _plain_csv, kind_of, parse
 
 
 def test_kind_from_content_type_or_filename() -> None:
@@ -115,3 +116,27 @@ def test_a_plain_csv_reads_the_same_on_either_path(variant: str, lines: list[int
     }
     assert parsed.records == [rows[n] for n in lines] and parsed.lines == lines
     assert [r.line for r in parsed.rejected] == ([2] if len(lines) == 1 else [])
+
+
+def test_the_plain_csv_path_agrees_with_the_csv_reader_on_random_text() -> None:
+    """Wherever `_plain_csv` takes a text, the csv reader row by row must read exactly the same."""
+    rng = random.Random(2024)
+    cells = ["O1", "rice", "12.5", "", " ", " x", "a b", '"q"', 'say "hi"', "\r", "\0", "门店"]
+    taken = 0
+    for _ in range(10_000):
+        width = rng.randint(1, 4)
+        header = ",".join(rng.choice(["outlet_id", " Unit ", "qty", "", "a"]) for _ in range(width))
+        rows = [
+            ",".join(
+                rng.choice(cells) if rng.random() < 0.3 else rng.choice(cells[:3])
+                for _ in range(rng.choice([width, width, width, width + 1, width - 1]))
+            )
+            for _ in range(rng.randint(0, 4))
+        ]
+        text = rng.choice(["\n", "\r\n"]).join([header, *rows]) + rng.choice(["", "\n", "\r\n", "\n\n"])
+        plain = _plain_csv(text)
+        if plain is None:
+            continue
+        taken += 1
+        assert plain == _csv_rows(text), text
+    assert taken > 250  # the comparison ran on plenty of texts the plain path took
