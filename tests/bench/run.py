@@ -424,7 +424,7 @@ def stage_costs(batches: list[Batch], goods: list[list[Accepted]], ctx: Context)
 
     return {
         "parse JSON body (orjson)": timed(lambda: [parse(b, "json") for b in json_bodies]),
-        "parse CSV body (csv module)": timed(lambda: [parse(b, "csv") for b in csv_bodies]),
+        "parse CSV body (plain export)": timed(lambda: [parse(b, "csv") for b in csv_bodies]),
         "validate_records": timed(
             lambda: [validate_records("inventory", b.records, ctx, b.supplier_id) for b in batches]
         ),
