@@ -6,10 +6,12 @@ rule reads those counts. The worker adds its counts per batch; the API keeps
 them in a `FeedTally` and writes them once a second, so a request costs no
 statement for them (at full load that statement was a fifth of the API's
 database round trips). Counts are monitoring, best effort on both paths: a
-crash loses at most the last second's. `DeadLetterCap` bounds how many rejects per supplier
-go to the dead-letter topic one by one: past the cap, rejects are still
-answered and counted but not dead-lettered, and the feed alert tells
-operators that a feed is mostly garbage (arroyo's DlqLimit, applied per supplier).
+crash loses at most the last second's.
+
+`DeadLetterCap` bounds how many rejects per supplier go to the dead-letter
+topic one by one: past the cap, rejects are still answered and counted but
+not dead-lettered, and the feed alert tells operators that a feed is mostly
+garbage (arroyo's DlqLimit, applied per supplier).
 """
 
 from __future__ import annotations
