@@ -134,10 +134,11 @@ class Publisher:
         try:
             for key, value in messages:
                 await self._produce(topic, key.encode(), value, delivery.report)
-            self._await_deliveries()
         except KafkaException as exc:
             delivery.future.cancel()
             raise PublishFailed(f"Kafka did not take the reports: {exc}") from exc
+        finally:
+            self._await_deliveries()  # for whatever was queued, even if not all of it
         try:
             await asyncio.wait_for(asyncio.shield(delivery.future), self._timeout_s + 10)
         except TimeoutError as exc:
@@ -152,17 +153,19 @@ class Publisher:
         key = supplier_id.encode()
         delivery = _Delivery(len(rejections), asyncio.get_running_loop())
         try:
-            for rejection, payload in zip(rejections, payloads, strict=True):
-                body = {
-                    "supplier_id": supplier_id,
-                    "source": source,
-                    "kind": kind,
-                    "at": at,
-                    **rejection.as_dict(),
-                    "payload": payload,
-                }
-                await self._produce(topic, key, orjson.dumps(body, default=str), delivery.report)
-            self._await_deliveries()
+            try:
+                for rejection, payload in zip(rejections, payloads, strict=True):
+                    body = {
+                        "supplier_id": supplier_id,
+                        "source": source,
+                        "kind": kind,
+                        "at": at,
+                        **rejection.as_dict(),
+                        "payload": payload,
+                    }
+                    await self._produce(topic, key, orjson.dumps(body, default=str), delivery.report)
+            finally:
+                self._await_deliveries()
             await asyncio.wait_for(asyncio.shield(delivery.future), self._timeout_s + 10)
         except (KafkaException, PublishFailed, TimeoutError) as exc:
             log.warning("supplier %s: %d dead letters not confirmed by Kafka: %s", supplier_id, len(rejections), exc)
