@@ -101,12 +101,15 @@ class FeedTally:
         if not self._counts:
             return
         counts, self._counts = self._counts, {}
+        written = False
         try:
             async with transaction(pool) as conn, conn.cursor() as cur:
                 for (supplier_id, source, minute), c in counts.items():
                     await add_feed_health(cur, supplier_id, source, c, minute)
+            written = True
         except DatabaseError as exc:
             log.warning("feed health not written yet, kept for the next attempt: %s", exc)
-            for (supplier_id, source, minute), c in counts.items():
-                held = self._counts.setdefault((supplier_id, source, minute), FeedCounts())
-                held.add(c)
+        finally:
+            if not written:  # the database was away, or shutdown cancelled this write: the next flush has them
+                for (supplier_id, source, minute), c in counts.items():
+                    self._counts.setdefault((supplier_id, source, minute), FeedCounts()).add(c)
