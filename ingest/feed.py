@@ -89,12 +89,7 @@ class FeedTally:
         self._counts: dict[tuple[str, str, datetime], FeedCounts] = {}
 
     def add(self, supplier_id: str, source: str, counts: FeedCounts) -> None:
-        key = (supplier_id, source, _minute(datetime.now(UTC)))
-        held = self._counts.get(key)
-        if held is None:
-            self._counts[key] = FeedCounts(counts.accepted, counts.rejected, counts.duplicates, counts.dead_lettered)
-        else:
-            held.add(counts)
+        self._counts.setdefault((supplier_id, source, _minute(datetime.now(UTC))), FeedCounts()).add(counts)
 
     async def flush(self, pool: AsyncConnectionPool[Any]) -> None:
         """Write what was counted since the last flush; kept for the next one if the database is away."""

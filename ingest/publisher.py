@@ -98,12 +98,12 @@ class Publisher:
     def _serve_deliveries(self) -> None:
         """Run the delivery reports that arrived; again in 1 ms while any message awaits its report."""
         self._producer.poll(0)
+        self._polling = None
         if len(self._producer):
-            self._polling = asyncio.get_running_loop().call_later(0.001, self._serve_deliveries)
-        else:
-            self._polling = None
+            self._await_deliveries()
 
     def _await_deliveries(self) -> None:
+        """Serve delivery reports in 1 ms (and on, while any are awaited), unless that is already scheduled."""
         if self._polling is None:
             self._polling = asyncio.get_running_loop().call_later(0.001, self._serve_deliveries)
 
