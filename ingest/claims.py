@@ -27,7 +27,6 @@ from xxhash import xxh3_64_digest, xxh3_128_digest
 
 from ingest.contract import Accepted, Kind, ReportGroup, chunk_report
 
-REPORT_KEY_BYTES = 16
 RECORD_KEY_BYTES = 8
 
 
