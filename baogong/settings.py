@@ -17,6 +17,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
+from schema.circles import WALK_KM
+
 ENV_PREFIX = "BAOGONG_"
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -52,6 +54,10 @@ class Settings(BaseModel):
     rate_limit_burst: float = Field(200_000.0, description="records an API key may send at once")
     deadletter_per_minute: float = Field(1_000.0, description="dead letters per supplier per minute, beyond: counted")
     dedup_window_h: int = Field(48, description="how long a record's idempotency key is remembered")
+
+    circle_walk_km: float = Field(
+        WALK_KM, gt=0, description="an outlet serves every circle whose centre is this close (schema/circles.py)"
+    )
 
     worker_id: str = Field("baogong-streams", description="Faust app id = Kafka consumer group")
     worker_port: int = Field(6066, description="Faust web port of the stream worker")

@@ -11,8 +11,8 @@ import time
 
 from psycopg_pool import AsyncConnectionPool
 
-from ingest.keys import parse_prefix, verify
 from schema.db import QUERIES, transaction
+from schema.keys import parse_prefix, verify
 
 
 class AuthError(Exception):

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 
 from xxhash import xxh3_64_digest, xxh3_128_digest
 
-from ingest.contract import Accepted, Kind, ReportGroup, chunk_report
+from schema.contract import Accepted, Kind, ReportGroup, chunk_report
 
 RECORD_KEY_BYTES = 8
 

@@ -19,7 +19,7 @@ from datetime import datetime, timedelta
 
 from baogong.settings import Settings
 from ingest import key_admin
-from ingest.keys import IssuedKey
+from schema.keys import IssuedKey
 
 DEFAULT_GRACE_MINUTES = 60
 USAGE_ERROR = 2

@@ -65,7 +65,11 @@ def summary(result: ImportResult, show: int = DEFAULT_SHOW) -> list[str]:
 def _import(settings: Settings, args: argparse.Namespace) -> int:
     try:
         result = import_outlets(
-            settings.database_url.get_secret_value(), args.file, dry_run=args.dry_run, progress=_progress
+            settings.database_url.get_secret_value(),
+            args.file,
+            dry_run=args.dry_run,
+            walk_km=settings.circle_walk_km,
+            progress=_progress,
         )
     except OutletFileError as exc:
         print(f"baogong outlets import: {exc}; nothing was written", file=sys.stderr)

@@ -31,7 +31,7 @@ from typing import Any
 
 import orjson
 
-from ingest.contract import Rejection
+from schema.contract import Rejection
 
 JSON = "application/json"
 NDJSON = ("application/x-ndjson", "application/ndjson", "application/jsonl", "application/x-jsonlines")

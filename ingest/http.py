@@ -31,17 +31,17 @@ from psycopg_pool import AsyncConnectionPool
 
 from baogong.settings import Settings
 from ingest.auth import AuthError, KeyCache
-from ingest.contract import Kind
-from ingest.feed import DeadLetterCap, FeedTally
 from ingest.formats import BodyError, kind_of, parse
 from ingest.intake import Intake
 from ingest.jsonschema import SCHEMAS, load_schema, request_body_openapi
 from ingest.publisher import Publisher, PublishFailed
-from ingest.ratelimit import RateLimiter
-from ingest.registry import Registry
 from ingest.skus import SkuMapError, import_skus
+from schema import topics
+from schema.contract import Kind
 from schema.db import DatabaseError, make_pool
-from streams import topics
+from schema.feed import DeadLetterCap, FeedTally
+from schema.ratelimit import RateLimiter
+from schema.registry import Registry
 
 log = logging.getLogger(__name__)
 

@@ -1,7 +1,7 @@
 """Intake: what happens to a supplier's records once the request is authenticated and parsed.
 
-    validate (ingest.contract) -> de-duplicate (ingest.claims, ingest_claims) -> group per
-    outlet -> publish (Kafka, acks=all) -> dead-letter rejects (capped) -> count feed health (ingest.feed)
+    validate (schema.contract) -> de-duplicate (ingest.claims, ingest_claims) -> group per
+    outlet -> publish (Kafka, acks=all) -> dead-letter rejects (capped) -> count feed health (schema.feed)
 
 `Intake.accept` claims the records' reports and publishes in one database
 transaction: if Kafka does not acknowledge, the claim rolls back and
@@ -22,18 +22,18 @@ from typing import Any
 from psycopg_pool import AsyncConnectionPool
 
 from ingest import claims
-from ingest.contract import (
+from ingest.formats import Parsed
+from ingest.publisher import Publisher
+from schema.contract import (
     Accepted,
     Kind,
     Rejection,
     encode_report,
     validate_records,
 )
-from ingest.feed import DeadLetterCap, FeedCounts, FeedTally
-from ingest.formats import Parsed
-from ingest.publisher import Publisher
-from ingest.registry import Registry
 from schema.db import QUERIES, ByteaArray, DatabaseError, transaction
+from schema.feed import DeadLetterCap, FeedCounts, FeedTally
+from schema.registry import Registry
 
 log = logging.getLogger(__name__)
 LARGE = 5000  # records; above this, validation runs in a worker thread

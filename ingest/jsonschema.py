@@ -1,4 +1,4 @@
-"""JSON Schema of the public contract, generated from the pydantic models in `ingest.contract`.
+"""JSON Schema of the public contract, generated from the pydantic models in `schema.contract`.
 
 The models are the one source: they validate every path, and the files in
 `schema/contract/*.json` are their exported schemas (`baogong contract
@@ -15,7 +15,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from ingest.contract import InventoryRecord, InventoryReport, PriceRecord, PriceReport
+from schema.contract import InventoryRecord, InventoryReport, PriceRecord, PriceReport
 
 CONTRACT_DIR = Path(__file__).resolve().parent.parent / "schema" / "contract"
 SCHEMAS: dict[str, type[BaseModel]] = {

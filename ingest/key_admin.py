@@ -2,7 +2,7 @@
 
 Every function takes the database URL, opens one blocking connection and runs
 one transaction (the operator's CLI is the caller; nothing here is async).
-Only SHA-256 of a key is stored (`ingest.keys`); the plaintext exists in the
+Only SHA-256 of a key is stored (`schema.keys`); the plaintext exists in the
 `IssuedKey` returned to the caller, who shows it once and drops it.
 
 A key is *active* while `revoked_at IS NULL OR revoked_at > now()` (database
@@ -22,8 +22,8 @@ from datetime import datetime, timedelta
 
 import psycopg
 
-from ingest.keys import KEY_PREFIX, IssuedKey, new_key, parse_prefix
 from schema.db import SCHEMA_DIR, Row, connect, load_queries
+from schema.keys import KEY_PREFIX, IssuedKey, new_key, parse_prefix
 
 KEY_QUERIES = load_queries(SCHEMA_DIR / "keys.sql")
 

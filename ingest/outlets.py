@@ -15,7 +15,7 @@ Contract of `import_outlets`:
   only that row: the good rows are written.
 - The good rows are written in one transaction (all or none): an upsert of
   each outlet, and its `outlet_circles` recomputed — its community's circle
-  plus every circle whose centre is within `CIRCLE_RADIUS_KM` — with links no
+  plus every circle within a walk (`schema.circles`, `walk_km`) — with links no
   longer valid deleted. Outlets not in the file are left alone (an import
   adds and changes; it never deletes or deactivates by omission).
 - An absent `chain` / `active` column, or an empty `active` cell, keeps the
@@ -39,8 +39,9 @@ from typing import Any
 
 import psycopg
 
+from schema.circles import WALK_KM, haversine_km, served_circles
 from schema.db import SCHEMA_DIR, Row, connect, load_queries
-from schema.demo_city import CIRCLE_RADIUS_KM, Circle, circles_within, haversine_km
+from schema.demo_city import Circle
 
 QUERIES = load_queries(SCHEMA_DIR / "outlets.sql")
 
@@ -266,6 +267,7 @@ def validate_rows(
     rows: Sequence[tuple[int, Mapping[str, str]]],
     ref: Reference,
     *,
+    walk_km: float = WALK_KM,
     progress: Callable[[int, int], None] | None = None,
 ) -> tuple[list[OutletRow], list[Rejection]]:
     """Pure: the good rows (with the circles each serves) and one Rejection per problem of each bad row.
@@ -336,7 +338,6 @@ def validate_rows(
         if problems:
             rejected.extend(Rejection(line, name_, reason) for name_, reason in problems)
         elif placed and lat is not None and lon is not None and business_type and home_circle:
-            others = circles_within(lat, lon, ref.circles, CIRCLE_RADIUS_KM)
             good.append(
                 OutletRow(
                     line=line,
@@ -350,7 +351,7 @@ def validate_rows(
                     chain=cells.get("chain") or None,
                     has_chain="chain" in cells,
                     active=active,
-                    circle_ids=(home_circle, *(c for c in others if c != home_circle)),
+                    circle_ids=served_circles(lat, lon, home_circle, ref.circles, walk_km),
                 )
             )
         if progress is not None and (done % PROGRESS_EVERY == 0 or done == total):
@@ -388,7 +389,12 @@ def _as_stored(stored: Row) -> tuple[Any, ...]:
 
 
 def import_outlets(
-    url: str, path: Path, *, dry_run: bool = False, progress: Callable[[str], None] = print
+    url: str,
+    path: Path,
+    *,
+    dry_run: bool = False,
+    walk_km: float = WALK_KM,
+    progress: Callable[[str], None] = print,
 ) -> ImportResult:
     """Validate `path` against the registry at `url` and write its good rows (see the module docstring).
 
@@ -410,7 +416,9 @@ def import_outlets(
         if not dry_run:
             conn.execute(QUERIES["lock_outlets"])
         ref = _load_reference(conn)
-        good, result.rejected = validate_rows(table.rows, ref, progress=validated if table.rows else None)
+        good, result.rejected = validate_rows(
+            table.rows, ref, walk_km=walk_km, progress=validated if table.rows else None
+        )
         ids = [g.id for g in good]
         stored = {r["id"]: r for r in conn.execute(QUERIES["existing_outlets"], {"ids": ids}).fetchall()}
         links = {

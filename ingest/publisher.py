@@ -32,8 +32,8 @@ from typing import Any
 import orjson
 from confluent_kafka import KafkaError, KafkaException, Message, Producer
 
-from ingest.contract import Kind, Rejection
-from streams import topics
+from schema import topics
+from schema.contract import Kind, Rejection
 
 log = logging.getLogger(__name__)
 TOPICS: dict[Kind, topics.TopicSpec] = {"inventory": topics.INVENTORY, "price": topics.PRICES}

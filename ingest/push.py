@@ -18,8 +18,8 @@ from typing import Any, TextIO
 
 import httpx
 
-from ingest.contract import Kind
 from ingest.formats import kind_of, parse
+from schema.contract import Kind
 
 ENDPOINTS: dict[Kind, str] = {"inventory": "/v1/inventory", "price": "/v1/prices"}
 

@@ -15,8 +15,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ingest.formats import parse
-from ingest.units import UnitError, factor
 from schema.db import SCHEMA_DIR, connect, load_queries
+from schema.units import UnitError, factor
 
 QUERIES = load_queries(SCHEMA_DIR / "skus.sql")
 REQUIRED = ("sku", "necessity", "pack_quantity", "pack_unit")

@@ -18,7 +18,7 @@ centred on its first community; its four communities lie within
 `COMMUNITY_SPREAD_KM` of the centre, and each outlet lies within
 `OUTLET_SPREAD_KM` of its community, so every outlet is within ~1 km of its
 circle's centre. An outlet serves its community's circle plus every other
-circle whose centre is within `CIRCLE_RADIUS_KM` (see `circles_within`), so
+circle whose centre is within a walk (`schema.circles.served_circles`), so
 outlets between two close circles count for both.
 
 Ownership. Five chains each own a share of the outlets of their business
@@ -32,16 +32,15 @@ from __future__ import annotations
 
 import math
 import random
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 from schema.catalogue import BUSINESS_TYPES, CARRIES
+from schema.circles import WALK_KM, served_circles
 
 #: Suihua city centre, the middle of the demo district.
 CENTRE_LAT = 46.65
 CENTRE_LON = 126.97
-#: A 15-minute walk: an outlet serves every circle whose centre is this close.
-CIRCLE_RADIUS_KM = 1.0
 #: Communities lie within this distance of their circle centre...
 COMMUNITY_SPREAD_KM = 0.45
 #: ...and outlets within this distance of their community (0.45 + 0.5 < 1 km).
@@ -89,7 +88,6 @@ TOTAL_OUTLETS = 6_668
 UNAFFILIATED = "unaffiliated"
 
 _KM_PER_DEG_LAT = 111.195
-_EARTH_RADIUS_KM = 6371.0088
 
 # Circle centres in km (east, north) of the centre before jitter: rows of 3, 4, 3.
 _GRID_KM: tuple[tuple[float, float], ...] = (
@@ -213,27 +211,6 @@ class DemoCity:
                 yield outlet.id, circle_id
 
 
-def haversine_km(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
-    """Great-circle distance in km between two WGS84 points."""
-    p1, p2 = math.radians(lat1), math.radians(lat2)
-    dp, dl = p2 - p1, math.radians(lon2 - lon1)
-    a = math.sin(dp / 2) ** 2 + math.cos(p1) * math.cos(p2) * math.sin(dl / 2) ** 2
-    return 2 * _EARTH_RADIUS_KM * math.asin(min(1.0, math.sqrt(a)))
-
-
-def circles_within(lat: float, lon: float, circles: Iterable[Circle], radius_km: float) -> tuple[str, ...]:
-    """Ids of the circles whose centre is within `radius_km` (inclusive) of the point, sorted."""
-    # Great-circle distance is never less than the latitude difference: a cheap, exact pre-filter.
-    max_dlat = math.degrees(radius_km / _EARTH_RADIUS_KM)
-    return tuple(
-        sorted(
-            c.id
-            for c in circles
-            if abs(c.center_lat - lat) <= max_dlat and haversine_km(lat, lon, c.center_lat, c.center_lon) <= radius_km
-        )
-    )
-
-
 def _offset(lat: float, lon: float, east_km: float, north_km: float) -> tuple[float, float]:
     """The point `east_km`, `north_km` away from (lat, lon); exact enough at city scale."""
     new_lat = lat + north_km / _KM_PER_DEG_LAT
@@ -317,7 +294,9 @@ def _build_suppliers() -> list[Supplier]:
     return suppliers
 
 
-def _build_outlets(rng: random.Random, circles: list[Circle], communities: list[Community]) -> list[Outlet]:
+def _build_outlets(
+    rng: random.Random, circles: list[Circle], communities: list[Community], walk_km: float
+) -> list[Outlet]:
     names_zh = {bt.code: bt.name_zh for bt in BUSINESS_TYPES}
     # How many outlets of each type each community has: proportional to population, with noise.
     per_community: dict[str, list[int]] = {}
@@ -356,8 +335,7 @@ def _build_outlets(rng: random.Random, circles: list[Circle], communities: list[
                 else:
                     brand, supplier_id = None, UNAFFILIATED
                     name = f"{rng.choice(_SURNAMES)}记{names_zh[bt.code]}（{community.name}）"
-                others = circles_within(lat, lon, circles, CIRCLE_RADIUS_KM)
-                circle_ids = (community.circle_id, *(c for c in others if c != community.circle_id))
+                circle_ids = served_circles(lat, lon, community.circle_id, circles, walk_km)
                 outlets.append(
                     Outlet(
                         id=f"O{len(outlets) + 1:05d}",
@@ -374,7 +352,7 @@ def _build_outlets(rng: random.Random, circles: list[Circle], communities: list[
     return outlets
 
 
-def build_demo_city(seed: int = 2024) -> DemoCity:
+def build_demo_city(seed: int = 2024, walk_km: float = WALK_KM) -> DemoCity:
     """The synthetic Beilin-district demo city for `seed`; same seed, same city."""
     if sum(OUTLETS_BY_TYPE.values()) != TOTAL_OUTLETS or set(OUTLETS_BY_TYPE) != {b.code for b in BUSINESS_TYPES}:
         raise ValueError("OUTLETS_BY_TYPE must cover every business type and sum to TOTAL_OUTLETS")
@@ -382,7 +360,7 @@ def build_demo_city(seed: int = 2024) -> DemoCity:
     circles = _build_circles(rng)
     communities = _build_communities(rng, circles)
     suppliers = _build_suppliers()
-    outlets = _build_outlets(rng, circles, communities)
+    outlets = _build_outlets(rng, circles, communities, walk_km)
     return DemoCity(
         seed=seed,
         circles=tuple(circles),

@@ -24,10 +24,10 @@ from typing import Any, NamedTuple, cast
 
 import psycopg
 
-from ingest.keys import demo_key
 from schema.catalogue import BUSINESS_TYPES, CARRIES, NECESSITIES
 from schema.db import SCHEMA_DIR, connect, load_queries
 from schema.demo_city import DemoCity, build_demo_city
+from schema.keys import demo_key
 
 SEED_QUERIES = load_queries(SCHEMA_DIR / "seed.sql")
 

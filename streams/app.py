@@ -12,7 +12,7 @@ from typing import Any
 import faust
 
 from baogong.settings import Settings
-from streams import topics
+from schema import topics
 from streams.agents import levels, reports
 from streams.state import WorkerState
 

@@ -17,7 +17,7 @@ from datetime import datetime
 
 from psycopg_pool import AsyncConnectionPool
 
-from ingest.contract import Accepted
+from schema.contract import Accepted
 from schema.db import QUERIES, DatabaseUnavailable, transaction
 
 log = logging.getLogger(__name__)

@@ -6,8 +6,8 @@ import asyncio
 from datetime import timedelta
 
 from baogong.settings import Settings
-from ingest.registry import Registry
 from schema.db import make_pool
+from schema.registry import Registry
 from streams.sink import ReportSink
 
 

@@ -19,8 +19,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-from ingest.keys import IssuedKey, new_key
 from schema.db import connect
+from schema.keys import IssuedKey, new_key
 from schema.seed import seed_reference
 
 TINY_POPULATION = 1000

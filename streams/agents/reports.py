@@ -19,9 +19,9 @@ from typing import Any
 import faust
 import orjson
 
-from ingest.contract import Kind, validate_report
-from ingest.feed import DeadLetterCap, FeedCounts, add_feed_health
+from schema.contract import Kind, validate_report
 from schema.db import DatabaseError, transaction
+from schema.feed import DeadLetterCap, FeedCounts, add_feed_health
 from streams.sink import SinkRow
 from streams.state import WorkerState
 

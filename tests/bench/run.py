@@ -9,7 +9,7 @@ necessity their outlets carry, `tests.bench.workload`), four figures:
    connections, each request keyed by the supplier owning its outlets,
    after a warm-up that is not measured;
 2. API, the same shape as CSV (text/csv) bodies;
-3. baseline A: `ingest.contract.validate_records` alone, in-process, over
+3. baseline A: `schema.contract.validate_records` alone, in-process, over
    the records of (1);
 4. baseline B: kafka-python producing the report messages of (1), as
    `ingest.intake` builds them, acks=all and idempotent, one flush; and, for
@@ -58,13 +58,13 @@ from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from baogong.settings import Settings
 from ingest import claims
-from ingest.contract import Accepted, Context, encode_report, validate_records
 from ingest.formats import parse
+from schema import topics
 from schema.catalogue import NECESSITIES
+from schema.contract import Accepted, Context, encode_report, validate_records
 from schema.demo_city import DemoCity, build_demo_city
 from schema.migrate import migrate
 from schema.seed import seed_demo
-from streams import topics
 from tests.bench.workload import Batch, csv_body, json_body, make_batches
 from tests.support import baogong_process, free_port
 

@@ -21,8 +21,8 @@ from typing import Any
 
 import orjson
 
-from ingest.contract import SHANGHAI
 from schema.catalogue import CARRIES, NECESSITY_BY_CODE
+from schema.contract import SHANGHAI
 from schema.demo_city import DemoCity
 
 CSV_COLUMNS = ("outlet_id", "necessity", "quantity", "unit", "reported_at", "message_id")

@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 from baogong.settings import Settings
-from ingest.keys import IssuedKey
+from schema.keys import IssuedKey
 from tests.support import baogong_process, free_port, read_topic, seed_tiny_city, wait_for
 
 

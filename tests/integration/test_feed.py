@@ -7,8 +7,8 @@ import asyncio
 from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
 
-from ingest.feed import FeedCounts, FeedTally
 from schema.db import connect
+from schema.feed import FeedCounts, FeedTally
 from tests.support import free_port, seed_tiny_city
 
 

@@ -13,8 +13,8 @@ from baogong.settings import Settings
 from ingest import cli_keys, key_admin
 from ingest.auth import AuthError, KeyCache
 from ingest.key_admin import InvalidKeyReference, UnknownSupplier, create_key, list_keys, revoke_key, rotate_key
-from ingest.keys import IssuedKey, hash_key, new_key, verify
 from schema.db import connect, make_pool
+from schema.keys import IssuedKey, hash_key, new_key, verify
 
 NOW = timedelta(0)
 

@@ -15,8 +15,9 @@ import pytest
 from baogong.settings import Settings
 from ingest import cli_outlets
 from ingest.outlets import OutletFileError, import_outlets
+from schema.circles import haversine_km
 from schema.db import connect
-from schema.demo_city import build_demo_city, haversine_km
+from schema.demo_city import build_demo_city
 from schema.seed import seed_demo, seed_reference
 
 LAT, LON = 46.65, 126.97

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from ingest.keys import parse_prefix, verify
 from schema.catalogue import BUSINESS_TYPES, CARRIES, NECESSITIES
 from schema.db import connect
 from schema.demo_city import build_demo_city
+from schema.keys import parse_prefix, verify
 from schema.seed import seed_demo, seed_reference
 
 EXPECTED = {

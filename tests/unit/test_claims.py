@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ingest import claims
-from ingest.contract import Accepted, validate_records
+from schema.contract import Accepted, validate_records
 from tests.unit.test_contract import CTX, rec
 
 

@@ -6,7 +6,7 @@ import orjson
 import pytest
 
 from ingest import claims
-from ingest.contract import (
+from schema.contract import (
     REPORT_MODELS,
     Accepted,
     Context,
@@ -17,8 +17,8 @@ from ingest.contract import (
     validate_records,
     validate_report,
 )
-from ingest.keys import demo_key, hash_key, new_key, parse_prefix, verify
-from ingest.units import UnitError, to_canonical
+from schema.keys import demo_key, hash_key, new_key, parse_prefix, verify
+from schema.units import UnitError, to_canonical
 
 NOW = datetime(2026, 11, 25, 4, 0, tzinfo=UTC)  # 12:00 in Shanghai
 CTX = Context(
@@ -231,7 +231,7 @@ def test_the_fast_path_reads_and_rejects_rows_as_the_contract_model_does(row: di
     on the side; it must accept, read and reject every row exactly as the model itself."""
     from pydantic import ValidationError
 
-    from ingest.contract import RECORD_MODELS, SHANGHAI, _parse_records
+    from schema.contract import RECORD_MODELS, SHANGHAI, _parse_records
 
     for batch in ([row], [row, rec()]):  # alone, and beside a good row (the batch's fast path)
         good, bad = _parse_records("inventory", batch)

@@ -8,16 +8,9 @@ from collections import Counter
 import pytest
 
 from schema.catalogue import BUSINESS_TYPES, CARRIES, NECESSITIES
-from schema.demo_city import (
-    CIRCLE_RADIUS_KM,
-    OUTLETS_BY_TYPE,
-    UNAFFILIATED,
-    Circle,
-    DemoCity,
-    build_demo_city,
-    circles_within,
-    haversine_km,
-)
+from schema.circles import WALK_KM as CIRCLE_RADIUS_KM
+from schema.circles import circles_within, haversine_km
+from schema.demo_city import OUTLETS_BY_TYPE, UNAFFILIATED, Circle, DemoCity, build_demo_city
 
 
 @pytest.fixture(scope="module")

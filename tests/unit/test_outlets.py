@@ -18,7 +18,8 @@ from ingest.outlets import (
     validate_rows,
 )
 from schema.catalogue import BUSINESS_TYPES
-from schema.demo_city import Circle, haversine_km
+from schema.circles import haversine_km
+from schema.demo_city import Circle
 
 LAT, LON = 46.65, 126.97
 

@@ -7,7 +7,7 @@ import threading
 
 import pytest
 
-from ingest.ratelimit import RateLimiter
+from schema.ratelimit import RateLimiter
 
 
 class FakeClock:

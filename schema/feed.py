@@ -24,8 +24,8 @@ from typing import Any
 from psycopg import AsyncCursor
 from psycopg_pool import AsyncConnectionPool
 
-from ingest.ratelimit import RateLimiter
 from schema.db import QUERIES, DatabaseError, Row, transaction
+from schema.ratelimit import RateLimiter
 
 log = logging.getLogger(__name__)
 

@@ -28,7 +28,7 @@ import orjson
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator
 from typing_extensions import TypedDict
 
-from ingest.units import UnitError, factor, is_pack_word
+from schema.units import UnitError, factor, is_pack_word
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 Kind = Literal["inventory", "price"]

@@ -16,7 +16,7 @@ from datetime import UTC, datetime, timedelta
 
 from psycopg_pool import AsyncConnectionPool
 
-from ingest.contract import Context, Sku
+from schema.contract import Context, Sku
 from schema.db import QUERIES, DatabaseError, transaction
 
 log = logging.getLogger(__name__)
