@@ -151,7 +151,14 @@ class Rejection:
 
 @dataclass(slots=True)
 class Accepted:
-    """A validated line in canonical units: `amount` is a quantity (inventory) or CNY per unit (price)."""
+    """A validated line in canonical units: `amount` is a quantity (inventory) or CNY per unit (price).
+
+    `line_key` tells the lines of one outlet, necessity and `reported_at` apart
+    in `outlet_reports`: the line's `message_id`, else (a report on Kafka) its
+    `sku`, else "". Lines sharing a key are summed by the sink; on the HTTP
+    path the claims already make a record without a message_id unique per
+    outlet, necessity and `reported_at`, so its key is "".
+    """
 
     index: int
     outlet_id: str
@@ -162,6 +169,7 @@ class Accepted:
     sold_24h: float | None
     message_id: str | None
     at: float  # reported_at as POSIX seconds
+    line_key: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -220,6 +228,7 @@ def _accept(
     reported_at: datetime,
     ctx: Context,
     window: _Window,
+    line_key: str = "",
 ) -> Accepted | Rejection:
     """Ownership, item, time window and unit: the line in canonical units, or why not. One call per line."""
     owner = ctx.outlet_owner.get(outlet_id)
@@ -275,8 +284,10 @@ def _accept(
         return Rejection(index, "unit", str(exc), outlet_id=outlet_id)
     if kind == "inventory":
         sold = None if sold_24h is None else sold_24h * per
-        return Accepted(index, outlet_id, necessity, amount * per, canonical, reported_at, sold, message_id, at)
-    return Accepted(index, outlet_id, necessity, amount / per, canonical, reported_at, None, message_id, at)
+        return Accepted(
+            index, outlet_id, necessity, amount * per, canonical, reported_at, sold, message_id, at, line_key
+        )
+    return Accepted(index, outlet_id, necessity, amount / per, canonical, reported_at, None, message_id, at, line_key)
 
 
 def _row_schema(model: type[BaseModel]) -> Any:
@@ -396,11 +407,13 @@ def validate_records(
                     canonical,
                     reported_at,
                     None if sold is None else sold * per,
-                    get("message_id"),
+                    message_id := get("message_id"),
                     at,
+                    message_id or "",
                 )
             )
             continue
+        message_id = get("message_id")
         result = _accept(
             kind,
             index,
@@ -411,10 +424,11 @@ def validate_records(
             unit,
             amount,
             get("sold_24h"),
-            get("message_id"),
+            message_id,
             reported_at,
             ctx,
             window,
+            message_id or "",
         )
         if result.__class__ is Accepted:
             good.append(result)  # type: ignore[arg-type]
@@ -509,6 +523,7 @@ def validate_report(kind: Kind, raw: bytes, ctx: Context) -> tuple[_Report | Non
             report.reported_at,
             ctx,
             window,
+            ln.message_id or ln.sku or "",
         )
         if isinstance(result, Accepted):
             good.append(result)

@@ -251,3 +251,25 @@ def test_the_fast_path_reads_and_rejects_rows_as_the_contract_model_does(row: di
         }
         assert all(v is None for k, v in expected.items() if k not in fields)
         assert reported_at == want and at == want.timestamp()
+
+
+def test_line_key_is_the_message_id_else_the_sku_else_empty() -> None:
+    """The sink keys report lines by (outlet, necessity, reported_at, line_key); both paths fill it alike."""
+    good, _ = validate_records("inventory", [rec(message_id="m-1"), rec(necessity="milk", unit="L")], CTX, "s1")
+    assert [g.line_key for g in good] == ["m-1", ""]
+    good, _ = validate_records("inventory", [rec(necessity=None, sku="RICE-5KG", unit="bag")], SKU_CTX, "s1")
+    assert good[0].line_key == ""  # a record's key: message_id or "" (the claims make it unique)
+    raw = orjson.dumps(
+        {
+            "supplier_id": "s1",
+            "outlet_id": "O1",
+            "reported_at": "2026-11-25T11:00:00+08:00",
+            "lines": [
+                {"sku": "RICE-5KG", "unit": "bag", "quantity": 2},
+                {"sku": "RICE-5KG", "unit": "bag", "quantity": 1, "message_id": "m-2"},
+                {"necessity": "rice", "unit": "kg", "quantity": 3},
+            ],
+        }
+    )
+    _, lines, bad = validate_report("inventory", raw, SKU_CTX)
+    assert bad == [] and [ln.line_key for ln in lines] == ["RICE-5KG", "m-2", ""]
