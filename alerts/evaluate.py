@@ -37,18 +37,21 @@ async def evaluate_once(
     rules: Sequence[Rule],
     receivers: Mapping[Audience, Sequence[str]],
 ) -> list[Page]:
-    """Evaluate every rule once; return the pages queued."""
+    """Evaluate every rule once as of `now`; return the pages queued.
+
+    `policy` holds for every rule that has none of its own (`Rule.policy`).
+    """
     pages: list[Page] = []
     async with transaction(pool) as conn, conn.cursor() as cur:
         await cur.execute(QUERIES["evaluation_lock"])
         for rule in rules:
             await cur.execute(QUERIES[rule.query], rule.params or {})
-            verdicts = rule.verdicts(await cur.fetchall())
+            verdicts = rule.verdicts(await cur.fetchall(), now)
             await cur.execute(QUERIES["open_alerts"], {"rule": rule.name})
             open_alerts = {r["fingerprint"]: _alert(r) for r in await cur.fetchall()}
             for verdict in verdicts:
                 before = open_alerts.get(verdict.fingerprint)
-                after, event = step(before, verdict, rule.name, now, policy)
+                after, event = step(before, verdict, rule.name, now, rule.policy or policy)
                 if after is None or after == before:
                     continue
                 if after.id is None:

@@ -1,6 +1,11 @@
 """The alert dispatcher: the one place its stages are composed.
 
-    stored levels, feed health -> evaluate (rules + lifecycle, outbox) -> deliver (notifiers, retry)
+    stored levels, feed health, the level heartbeat
+        -> evaluate (rules + lifecycle, outbox) -> deliver (notifiers, retry)
+
+Rules: SupplyShortage (responders), SupplierFeedQuality and PipelineStalled
+(operators). Levels that are not current (`alerts.rules.pipeline.Currency`)
+are unknown to the shortage rule, and are what PipelineStalled pages about.
 
 `run` loops until cancelled: evaluate every `eval_interval_s`, deliver
 whatever is due every second. A failing stage logs and retries on the next
@@ -21,7 +26,7 @@ from alerts.evaluate import evaluate_once
 from alerts.model import Policy
 from alerts.notify import Notifier
 from alerts.notify.webhook import WebhookNotifier
-from alerts.rules import Audience, feed, shortage
+from alerts.rules import Audience, feed, pipeline, shortage
 from baogong.settings import Settings
 from schema.db import DatabaseError, make_pool
 
@@ -41,9 +46,11 @@ async def run(settings: Settings) -> None:
                 n = WebhookNotifier(url, client)
                 notifiers[n.name] = n
                 audiences[audience].append(n.name)  # type: ignore[index]
+        currency = pipeline.Currency(settings.stall_bound_s, settings.max_lag_s)
         rules = [
-            shortage.rule(settings.hysteresis),
+            shortage.rule(settings.hysteresis, currency),
             feed.rule(settings.feed_reject_ratio, settings.feed_min_rejects, settings.feed_window_min),
+            pipeline.rule(currency),
         ]
         log.info("alert dispatcher: receivers %s", ", ".join(notifiers) or "(none configured)")
         next_eval = 0.0

@@ -58,11 +58,30 @@ class Settings(BaseModel):
     circle_walk_km: float = Field(
         WALK_KM, gt=0, description="an outlet serves every circle whose centre is this close (schema/circles.py)"
     )
+    demand_multiplier: float = Field(1.0, gt=0, description="emergency multiplier on every circle's daily demand")
+    observed_demand_share: float = Field(
+        0.5,
+        ge=0,
+        le=1,
+        description="demand comes from sold_24h when the fresh outlets sending it hold this share of fresh stock",
+    )
+    demand_smoothing_s: float = Field(
+        3600.0, ge=0, description="time constant of the observed-demand moving average (0: no smoothing)"
+    )
 
     worker_id: str = Field("baogong-streams", description="Faust app id = Kafka consumer group")
     worker_port: int = Field(6066, description="Faust web port of the stream worker")
     partitions: int = Field(4, description="partitions of the supply topics (workers <= partitions)")
     level_interval_s: float = Field(5.0, description="seconds between circle-level computations")
+    stall_after_s: float | None = Field(
+        None,
+        gt=0,
+        description="levels older than this are not current: rules hold still, PipelineStalled fires "
+        "(default 3 x level_interval_s)",
+    )
+    max_lag_s: float = Field(
+        60.0, gt=0, description="levels whose oldest unwritten supply report is older than this are not current"
+    )
     sink_batch_size: int = Field(500, description="reports per database write")
     sink_max_wait_s: float = Field(0.5, description="longest a report waits in the write buffer")
 
@@ -95,6 +114,11 @@ class Settings(BaseModel):
                 values[name] = raw
         values.update(explicit)
         return cls.model_validate(values)
+
+    @property
+    def stall_bound_s(self) -> float:
+        """How old levels may be and still count as current: `stall_after_s`, else 3 level intervals."""
+        return self.stall_after_s if self.stall_after_s is not None else 3 * self.level_interval_s
 
     def topic(self, name: str) -> str:
         """The full name of topic `name` under this deployment's prefix."""

@@ -38,6 +38,8 @@ from dataclasses import dataclass
 from schema.catalogue import BUSINESS_TYPES, CARRIES
 from schema.circles import WALK_KM, served_circles
 
+#: The district every demo circle belongs to (`circles.district`: totals above circles).
+DISTRICT = "北林区"
 #: Suihua city centre, the middle of the demo district.
 CENTRE_LAT = 46.65
 CENTRE_LON = 126.97

@@ -105,8 +105,12 @@ SET accepted = feed_health.accepted + EXCLUDED.accepted,
 
 -- ---------------------------------------------------------------- streams: circle levels
 
--- Per circle and necessity: population, expected outlets, fresh expected
--- outlets and summed latest stock of active outlets, as of %(now)s.
+-- Per circle and necessity, as of %(now)s: population; outlets expected to
+-- carry the necessity (active, by business type); and over the stock rows that
+-- count (an active outlet's latest stock, reported at or after the outlet was
+-- last activated), fresh ones (inside the necessity's freshness window, or
+-- later than %(now)s) against unconfirmed ones. An outlet counts in every
+-- circle it serves. Also the previous level's smoothed observed demand.
 -- name: circle_inputs
 WITH population AS (
     SELECT circle_id, sum(population)::bigint AS population FROM communities GROUP BY circle_id
@@ -116,50 +120,134 @@ WITH population AS (
     JOIN outlets o ON o.id = oc.outlet_id AND o.active
     JOIN business_type_necessities btn ON btn.business_type = o.business_type
     GROUP BY oc.circle_id, btn.necessity
-), stock AS (
-    SELECT oc.circle_id, s.necessity,
-           sum(s.quantity) AS stock,
-           count(*) FILTER (
-               WHERE btn.necessity IS NOT NULL
-                 AND s.reported_at >= %(now)s - make_interval(mins => n.freshness_minutes)
-           ) AS outlets_fresh
+), known AS (
+    SELECT s.outlet_id, s.necessity, s.quantity, s.sold_24h, s.reported_at,
+           s.reported_at >= %(now)s - make_interval(mins => n.freshness_minutes) AS fresh,
+           btn.necessity IS NOT NULL AS expected
     FROM outlet_stock s
-    JOIN outlets o ON o.id = s.outlet_id AND o.active
-    JOIN outlet_circles oc ON oc.outlet_id = s.outlet_id
+    JOIN outlets o ON o.id = s.outlet_id AND o.active AND s.reported_at >= o.active_since
     JOIN necessities n ON n.code = s.necessity
     LEFT JOIN business_type_necessities btn ON btn.business_type = o.business_type AND btn.necessity = s.necessity
-    GROUP BY oc.circle_id, s.necessity
+), stock AS (
+    SELECT oc.circle_id, k.necessity,
+           coalesce(sum(k.quantity) FILTER (WHERE k.fresh), 0) AS stock,
+           coalesce(sum(k.quantity) FILTER (WHERE NOT k.fresh), 0) AS stock_unconfirmed,
+           min(k.reported_at) FILTER (WHERE NOT k.fresh) AS oldest_unconfirmed,
+           count(*) FILTER (WHERE k.fresh) AS reports_fresh,
+           count(*) FILTER (WHERE k.fresh AND k.expected) AS outlets_fresh,
+           sum(k.sold_24h) FILTER (WHERE k.fresh) AS sold_24h,
+           coalesce(sum(k.quantity) FILTER (WHERE k.fresh AND k.sold_24h IS NOT NULL), 0) AS stock_with_sold
+    FROM known k
+    JOIN outlet_circles oc ON oc.outlet_id = k.outlet_id
+    GROUP BY oc.circle_id, k.necessity
 )
 SELECT c.id AS circle_id, n.code AS necessity,
        coalesce(p.population, 0) AS population, n.per_capita_daily,
        n.watch_days, n.shortage_days, n.critical_days, n.min_coverage,
        coalesce(s.stock, 0) AS stock,
+       coalesce(s.stock_unconfirmed, 0) AS stock_unconfirmed,
+       s.oldest_unconfirmed,
+       coalesce(s.reports_fresh, 0) AS reports_fresh,
        coalesce(e.outlets_expected, 0) AS outlets_expected,
-       coalesce(s.outlets_fresh, 0) AS outlets_fresh
+       coalesce(s.outlets_fresh, 0) AS outlets_fresh,
+       s.sold_24h,
+       coalesce(s.stock_with_sold, 0) AS stock_with_sold,
+       l.demand_observed AS prev_demand_observed,
+       l.computed_at AS prev_computed_at
 FROM circles c
 CROSS JOIN necessities n
 LEFT JOIN population p ON p.circle_id = c.id
 LEFT JOIN expected e ON e.circle_id = c.id AND e.necessity = n.code
 LEFT JOIN stock s ON s.circle_id = c.id AND s.necessity = n.code
+LEFT JOIN circle_levels_latest l ON l.circle_id = c.id AND l.necessity = n.code
 ORDER BY c.id, n.code;
 
+-- The same inputs for the areas above circles: each district (`circles.district`)
+-- and the whole city (district NULL). An outlet belongs to the district of its
+-- own community's circle and counts ONCE in its district and once in the city,
+-- however many circles it serves; population likewise (a community has one circle).
+-- name: area_totals
+WITH outlet_district AS (
+    SELECT o.id AS outlet_id, o.business_type, o.active_since, c.district
+    FROM outlets o
+    JOIN communities m ON m.id = o.community_id
+    JOIN circles c ON c.id = m.circle_id
+    WHERE o.active
+), population AS (
+    SELECT c.district, sum(m.population)::bigint AS population
+    FROM communities m JOIN circles c ON c.id = m.circle_id
+    GROUP BY GROUPING SETS ((c.district), ())
+), expected AS (
+    SELECT od.district, btn.necessity, count(*) AS outlets_expected
+    FROM outlet_district od
+    JOIN business_type_necessities btn ON btn.business_type = od.business_type
+    GROUP BY GROUPING SETS ((od.district, btn.necessity), (btn.necessity))
+), known AS (
+    SELECT od.district, s.necessity, s.quantity, s.sold_24h, s.reported_at,
+           s.reported_at >= %(now)s - make_interval(mins => n.freshness_minutes) AS fresh,
+           btn.necessity IS NOT NULL AS expected
+    FROM outlet_stock s
+    JOIN outlet_district od ON od.outlet_id = s.outlet_id AND s.reported_at >= od.active_since
+    JOIN necessities n ON n.code = s.necessity
+    LEFT JOIN business_type_necessities btn ON btn.business_type = od.business_type AND btn.necessity = s.necessity
+), stock AS (
+    SELECT k.district, k.necessity,
+           coalesce(sum(k.quantity) FILTER (WHERE k.fresh), 0) AS stock,
+           coalesce(sum(k.quantity) FILTER (WHERE NOT k.fresh), 0) AS stock_unconfirmed,
+           min(k.reported_at) FILTER (WHERE NOT k.fresh) AS oldest_unconfirmed,
+           count(*) FILTER (WHERE k.fresh) AS reports_fresh,
+           count(*) FILTER (WHERE k.fresh AND k.expected) AS outlets_fresh,
+           sum(k.sold_24h) FILTER (WHERE k.fresh) AS sold_24h,
+           coalesce(sum(k.quantity) FILTER (WHERE k.fresh AND k.sold_24h IS NOT NULL), 0) AS stock_with_sold
+    FROM known k
+    GROUP BY GROUPING SETS ((k.district, k.necessity), (k.necessity))
+), areas AS (
+    SELECT DISTINCT district FROM circles
+    UNION ALL
+    SELECT NULL
+)
+SELECT a.district, n.code AS necessity,
+       coalesce(p.population, 0) AS population, n.per_capita_daily,
+       n.watch_days, n.shortage_days, n.critical_days, n.min_coverage,
+       coalesce(s.stock, 0) AS stock,
+       coalesce(s.stock_unconfirmed, 0) AS stock_unconfirmed,
+       s.oldest_unconfirmed,
+       coalesce(s.reports_fresh, 0) AS reports_fresh,
+       coalesce(e.outlets_expected, 0) AS outlets_expected,
+       coalesce(s.outlets_fresh, 0) AS outlets_fresh,
+       s.sold_24h,
+       coalesce(s.stock_with_sold, 0) AS stock_with_sold
+FROM areas a
+CROSS JOIN necessities n
+LEFT JOIN population p ON p.district IS NOT DISTINCT FROM a.district
+LEFT JOIN expected e ON e.district IS NOT DISTINCT FROM a.district AND e.necessity = n.code
+LEFT JOIN stock s ON s.district IS NOT DISTINCT FROM a.district AND s.necessity = n.code
+ORDER BY a.district NULLS FIRST, n.code;
+
 -- name: insert_circle_level
-INSERT INTO circle_levels (computed_at, circle_id, necessity, stock, daily_demand, days_of_supply,
-                           coverage, outlets_expected, outlets_fresh, status)
-VALUES (%(computed_at)s, %(circle_id)s, %(necessity)s, %(stock)s, %(daily_demand)s, %(days_of_supply)s,
-        %(coverage)s, %(outlets_expected)s, %(outlets_fresh)s, %(status)s)
+INSERT INTO circle_levels (computed_at, circle_id, necessity, stock, stock_unconfirmed, unconfirmed_age_s,
+                           daily_demand, demand_source, demand_observed, days_of_supply, coverage,
+                           coverage_stock, outlets_expected, outlets_fresh, status, lag_reports, lag_s)
+VALUES (%(computed_at)s, %(circle_id)s, %(necessity)s, %(stock)s, %(stock_unconfirmed)s, %(unconfirmed_age_s)s,
+        %(daily_demand)s, %(demand_source)s, %(demand_observed)s, %(days_of_supply)s, %(coverage)s,
+        %(coverage_stock)s, %(outlets_expected)s, %(outlets_fresh)s, %(status)s, %(lag_reports)s, %(lag_s)s)
 ON CONFLICT (circle_id, necessity, computed_at) DO NOTHING;
 
 -- name: upsert_circle_level_latest
-INSERT INTO circle_levels_latest (circle_id, necessity, computed_at, stock, daily_demand, days_of_supply,
-                                  coverage, outlets_expected, outlets_fresh, status)
-VALUES (%(circle_id)s, %(necessity)s, %(computed_at)s, %(stock)s, %(daily_demand)s, %(days_of_supply)s,
-        %(coverage)s, %(outlets_expected)s, %(outlets_fresh)s, %(status)s)
+INSERT INTO circle_levels_latest (circle_id, necessity, computed_at, stock, stock_unconfirmed, unconfirmed_age_s,
+                                  daily_demand, demand_source, demand_observed, days_of_supply, coverage,
+                                  coverage_stock, outlets_expected, outlets_fresh, status, lag_reports, lag_s)
+VALUES (%(circle_id)s, %(necessity)s, %(computed_at)s, %(stock)s, %(stock_unconfirmed)s, %(unconfirmed_age_s)s,
+        %(daily_demand)s, %(demand_source)s, %(demand_observed)s, %(days_of_supply)s, %(coverage)s,
+        %(coverage_stock)s, %(outlets_expected)s, %(outlets_fresh)s, %(status)s, %(lag_reports)s, %(lag_s)s)
 ON CONFLICT (circle_id, necessity) DO UPDATE
-SET computed_at = EXCLUDED.computed_at, stock = EXCLUDED.stock, daily_demand = EXCLUDED.daily_demand,
+SET computed_at = EXCLUDED.computed_at, stock = EXCLUDED.stock, stock_unconfirmed = EXCLUDED.stock_unconfirmed,
+    unconfirmed_age_s = EXCLUDED.unconfirmed_age_s, daily_demand = EXCLUDED.daily_demand,
+    demand_source = EXCLUDED.demand_source, demand_observed = EXCLUDED.demand_observed,
     days_of_supply = EXCLUDED.days_of_supply, coverage = EXCLUDED.coverage,
-    outlets_expected = EXCLUDED.outlets_expected, outlets_fresh = EXCLUDED.outlets_fresh,
-    status = EXCLUDED.status
+    coverage_stock = EXCLUDED.coverage_stock, outlets_expected = EXCLUDED.outlets_expected,
+    outlets_fresh = EXCLUDED.outlets_fresh, status = EXCLUDED.status,
+    lag_reports = EXCLUDED.lag_reports, lag_s = EXCLUDED.lag_s
 WHERE circle_levels_latest.computed_at <= EXCLUDED.computed_at;
 
 -- ---------------------------------------------------------------- alerts

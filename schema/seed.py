@@ -26,7 +26,7 @@ import psycopg
 
 from schema.catalogue import BUSINESS_TYPES, CARRIES, NECESSITIES
 from schema.db import SCHEMA_DIR, connect, load_queries
-from schema.demo_city import DemoCity, build_demo_city
+from schema.demo_city import DISTRICT, DemoCity, build_demo_city
 from schema.keys import demo_key
 
 SEED_QUERIES = load_queries(SCHEMA_DIR / "seed.sql")
@@ -106,6 +106,7 @@ def _write_city(conn: psycopg.Connection[Any], city: DemoCity) -> None:
                     "center_lon": c.center_lon,
                     "owner": c.owner,
                     "team": c.team,
+                    "district": DISTRICT,
                 }
                 for c in city.circles
             ],

@@ -35,11 +35,11 @@ ON CONFLICT (id) DO UPDATE
 SET name = EXCLUDED.name, kind = EXCLUDED.kind;
 
 -- name: upsert_circle
-INSERT INTO circles (id, name, center_lat, center_lon, owner, team)
-VALUES (%(id)s, %(name)s, %(center_lat)s, %(center_lon)s, %(owner)s, %(team)s)
+INSERT INTO circles (id, name, center_lat, center_lon, owner, team, district)
+VALUES (%(id)s, %(name)s, %(center_lat)s, %(center_lon)s, %(owner)s, %(team)s, %(district)s)
 ON CONFLICT (id) DO UPDATE
 SET name = EXCLUDED.name, center_lat = EXCLUDED.center_lat, center_lon = EXCLUDED.center_lon,
-    owner = EXCLUDED.owner, team = EXCLUDED.team;
+    owner = EXCLUDED.owner, team = EXCLUDED.team, district = EXCLUDED.district;
 
 -- name: upsert_community
 INSERT INTO communities (id, name, street_office, population, circle_id)

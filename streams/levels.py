@@ -1,17 +1,40 @@
 """Days of supply and circle status (pure domain logic; no Kafka, no database).
 
-For circle c, necessity n, at time t:
-- stock    = sum of the latest on-hand quantity of n over the circle's active outlets;
-- coverage = share of the outlets expected to carry n whose latest report is
-             within n's freshness window;
-- daily demand = population x per-capita daily consumption x demand multiplier;
-- days of supply = stock / daily demand;
-- status: STALE when coverage is below n's minimum (never a silent OK), else
-  CRITICAL / SHORTAGE / WATCH / OK from days of supply against n's thresholds.
+For circle c, necessity n, at time `now` (the database side is the
+`circle_inputs` query in schema/queries.sql; it counts an outlet's stock only
+while the outlet is active, and only reports made since it was last activated):
+
+- **stock** (confirmed) = sum of the latest quantity of n of the circle's
+  outlets whose report is within n's freshness window. Older stock is
+  **stock_unconfirmed**: kept with the age of its oldest report
+  (`unconfirmed_age_s`), never added to days of supply.
+- **coverage** (outlets) = share of the outlets expected to carry n (by
+  business type) with a fresh report.
+- **coverage_stock** = stock / (stock + stock_unconfirmed): the share of the
+  last known stock that is fresh, so a silent supermarket weighs more than a
+  silent kiosk. When no stock is known at all it is 1.0 if some outlet made a
+  fresh report (all of them said zero: a confirmed empty circle) and 0.0 if
+  none did (nothing known).
+- **daily demand**, from what people buy when enough of them say so: the
+  outlets with a fresh report carrying `sold_24h` must hold at least
+  `DemandRule.min_observed_share` of the fresh stock. Their sold_24h sum,
+  divided by that share (scaled up to all fresh stock), is the raw observed
+  rate; it is smoothed by a time-based EWMA with the previous level's observed
+  rate (time constant `DemandRule.smoothing_s`: weight 1 - exp(-dt/tau) on the
+  new value, so the result does not depend on how often levels are computed
+  while the inputs hold still), then multiplied by the emergency multiplier:
+  `demand_source` 'observed'. Otherwise (too few outlets send sold_24h, no
+  fresh stock, or nothing sold) demand = population x per-capita daily
+  consumption x multiplier: `demand_source` 'population'.
+- **days of supply** = stock / daily demand (None when demand is zero).
+- **status**: STALE when either coverage is below n's `min_coverage` or there
+  are no days of supply: an unknown circle is never OK and never a false
+  shortage. Else CRITICAL / SHORTAGE / WATCH / OK against n's thresholds.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
@@ -25,6 +48,11 @@ class Status(StrEnum):
     STALE = "STALE"
 
 
+class DemandSource(StrEnum):
+    OBSERVED = "observed"
+    POPULATION = "population"
+
+
 @dataclass(frozen=True, slots=True)
 class Thresholds:
     watch_days: float
@@ -34,8 +62,44 @@ class Thresholds:
 
 
 @dataclass(frozen=True, slots=True)
+class Lag:
+    """How far behind the report stream was when levels were computed: reports not yet written, and seconds."""
+
+    reports: int
+    seconds: float
+
+
+@dataclass(frozen=True, slots=True)
+class DemandRule:
+    """How daily demand is worked out (see the module docstring).
+
+    `multiplier`: the emergency demand multiplier (1.0 in normal times).
+    `min_observed_share`: observed demand is used when the fresh outlets sending
+    sold_24h hold at least this share of the circle's fresh stock.
+    `smoothing_s`: time constant of the observed-demand EWMA, in seconds.
+    """
+
+    multiplier: float = 1.0
+    min_observed_share: float = 0.5
+    smoothing_s: float = 3600.0
+
+
+#: The default rule: no emergency multiplier, observed demand from half the fresh stock, one-hour smoothing.
+DEFAULT_DEMAND = DemandRule()
+
+
+@dataclass(frozen=True, slots=True)
 class CircleInputs:
-    """What the database knows about one circle and necessity at one moment."""
+    """What the database knows about one circle (or area) and necessity at one moment.
+
+    `stock` is fresh (confirmed) stock; `stock_unconfirmed` the rest of the known
+    stock, whose oldest report is `oldest_unconfirmed`. `reports_fresh` counts
+    fresh stock rows of any outlet; `outlets_fresh` only those of outlets expected
+    to carry the necessity. `sold_24h` is the sum over fresh outlets that sent it
+    (None when none did) and `stock_with_sold` their fresh stock.
+    `prev_demand_observed` / `prev_computed_at`: the previous level's smoothed
+    observed demand and when it was computed (None: start afresh).
+    """
 
     circle_id: str
     necessity: str
@@ -45,6 +109,13 @@ class CircleInputs:
     stock: float
     outlets_expected: int
     outlets_fresh: int
+    stock_unconfirmed: float = 0.0
+    oldest_unconfirmed: datetime | None = None
+    reports_fresh: int | None = None  # None: same as outlets_fresh
+    sold_24h: float | None = None
+    stock_with_sold: float = 0.0
+    prev_demand_observed: float | None = None
+    prev_computed_at: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,6 +130,13 @@ class CircleLevel:
     outlets_expected: int
     outlets_fresh: int
     status: Status
+    stock_unconfirmed: float = 0.0
+    unconfirmed_age_s: float | None = None
+    coverage_stock: float = 0.0
+    demand_source: DemandSource = DemandSource.POPULATION
+    demand_observed: float | None = None  # smoothed observed demand before the multiplier
+    lag_reports: int | None = None
+    lag_s: float | None = None
 
 
 def coverage(outlets_fresh: int, outlets_expected: int) -> float:
@@ -68,8 +146,50 @@ def coverage(outlets_fresh: int, outlets_expected: int) -> float:
     return min(1.0, outlets_fresh / outlets_expected)
 
 
-def classify(days_of_supply: float | None, cover: float, t: Thresholds) -> Status:
-    if days_of_supply is None or cover < t.min_coverage:
+def stock_coverage(stock: float, stock_unconfirmed: float, reports_fresh: int) -> float:
+    """Share of the last known stock that is fresh, 0..1.
+
+    No known stock: 1.0 when some outlet reported fresh (all of them zero), else 0.0.
+    """
+    known = stock + stock_unconfirmed
+    if known <= 0:
+        return 1.0 if reports_fresh > 0 else 0.0
+    return min(1.0, max(0.0, stock / known))
+
+
+def observed_rate(sold_24h: float | None, stock_with_sold: float, stock: float, min_share: float) -> float | None:
+    """Raw observed daily demand of the circle, or None when it cannot be trusted.
+
+    The fresh outlets that sent sold_24h hold `stock_with_sold` of the fresh
+    `stock`; their sales, scaled up by that share, are the circle's rate. None
+    when the share is below `min_share`, there is no fresh stock, or nothing sold.
+    """
+    if sold_24h is None or sold_24h <= 0 or stock <= 0 or stock_with_sold <= 0:
+        return None
+    share = min(1.0, stock_with_sold / stock)
+    if share < min_share:
+        return None
+    return sold_24h / share
+
+
+def smooth(raw: float, prev: float | None, prev_at: datetime | None, now: datetime, tau_s: float) -> float:
+    """Time-based EWMA: the previous value decays with time constant `tau_s` towards `raw`.
+
+    No previous value (or tau <= 0): `raw`. A previous value from `now` or later: itself (recomputing at
+    the same moment changes nothing).
+    """
+    if prev is None or prev_at is None or tau_s <= 0:
+        return raw
+    dt = (now - prev_at).total_seconds()
+    if dt <= 0:
+        return prev
+    keep = math.exp(-dt / tau_s)
+    return prev * keep + raw * (1.0 - keep)
+
+
+def classify(days_of_supply: float | None, cover: float, t: Thresholds, cover_stock: float = 1.0) -> Status:
+    """STALE when either coverage is below the minimum or there are no days; else by days against thresholds."""
+    if days_of_supply is None or cover < t.min_coverage or cover_stock < t.min_coverage:
         return Status.STALE
     if days_of_supply < t.critical_days:
         return Status.CRITICAL
@@ -80,10 +200,33 @@ def classify(days_of_supply: float | None, cover: float, t: Thresholds) -> Statu
     return Status.OK
 
 
-def compute_level(inputs: CircleInputs, now: datetime, demand_multiplier: float = 1.0) -> CircleLevel:
-    demand = inputs.population * inputs.per_capita_daily * demand_multiplier
+def compute_level(
+    inputs: CircleInputs,
+    now: datetime,
+    demand_multiplier: float | None = None,
+    *,
+    rule: DemandRule = DEFAULT_DEMAND,
+    lag: Lag | None = None,
+) -> CircleLevel:
+    """The level of one circle and necessity at `now` (see the module docstring).
+
+    `demand_multiplier`, when given, overrides `rule.multiplier`.
+    """
+    multiplier = rule.multiplier if demand_multiplier is None else demand_multiplier
+    raw = observed_rate(inputs.sold_24h, inputs.stock_with_sold, inputs.stock, rule.min_observed_share)
+    observed: float | None = None
+    if raw is not None:
+        observed = smooth(raw, inputs.prev_demand_observed, inputs.prev_computed_at, now, rule.smoothing_s)
+        source = DemandSource.OBSERVED
+        demand = observed * multiplier
+    else:
+        source = DemandSource.POPULATION
+        demand = inputs.population * inputs.per_capita_daily * multiplier
     days = inputs.stock / demand if demand > 0 else None
     cover = coverage(inputs.outlets_fresh, inputs.outlets_expected)
+    reports_fresh = inputs.outlets_fresh if inputs.reports_fresh is None else inputs.reports_fresh
+    cover_stock = stock_coverage(inputs.stock, inputs.stock_unconfirmed, reports_fresh)
+    age = None if inputs.oldest_unconfirmed is None else (now - inputs.oldest_unconfirmed).total_seconds()
     return CircleLevel(
         computed_at=now,
         circle_id=inputs.circle_id,
@@ -94,5 +237,12 @@ def compute_level(inputs: CircleInputs, now: datetime, demand_multiplier: float 
         coverage=cover,
         outlets_expected=inputs.outlets_expected,
         outlets_fresh=inputs.outlets_fresh,
-        status=classify(days, cover, inputs.thresholds),
+        status=classify(days, cover, inputs.thresholds, cover_stock),
+        stock_unconfirmed=inputs.stock_unconfirmed,
+        unconfirmed_age_s=age,
+        coverage_stock=cover_stock,
+        demand_source=source,
+        demand_observed=observed,
+        lag_reports=None if lag is None else lag.reports,
+        lag_s=None if lag is None else lag.seconds,
     )

@@ -2,17 +2,20 @@
 
 A rule names the query that loads its subjects (schema/queries.sql), who
 hears about it (`audience`: the circle's responders or the operators), and a
-pure function from rows to verdicts. `alerts.evaluate` runs every rule the
-same way, so adding a rule is a module here and a line in `alerts.pipeline`.
+pure function from rows and the evaluation time to verdicts. `policy`, when
+set, replaces the dispatcher's hold times for this rule. `alerts.evaluate`
+runs every rule the same way, so adding a rule is a module here and a line in
+`alerts.pipeline`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, Literal
 
-from alerts.model import Verdict
+from alerts.model import Policy, Verdict
 
 Audience = Literal["responders", "operators"]
 
@@ -22,5 +25,6 @@ class Rule:
     name: str
     query: str
     audience: Audience
-    verdicts: Callable[[Sequence[dict[str, Any]]], list[Verdict]]
+    verdicts: Callable[[Sequence[dict[str, Any]], datetime], list[Verdict]]
     params: dict[str, Any] | None = None
+    policy: Policy | None = None

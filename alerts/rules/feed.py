@@ -10,6 +10,7 @@ half of `ratio`, or the supplier sent nothing in the window; BAND between.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Any
 
 from alerts.model import Condition, Verdict
@@ -50,7 +51,7 @@ def evaluate(
 
 
 def rule(ratio: float, min_rejects: int, window_min: int) -> Rule:
-    def verdicts(rows: Sequence[dict[str, Any]]) -> list[Verdict]:
+    def verdicts(rows: Sequence[dict[str, Any]], now: datetime) -> list[Verdict]:
         return [
             evaluate(
                 r["supplier_id"],

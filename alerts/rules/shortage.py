@@ -2,17 +2,22 @@
 
 ACTIVE below `shortage_days` (severity `critical` below `critical_days`, else
 `high`); RECOVERED at or above `shortage_days * (1 + hysteresis)`; BAND in
-between; UNKNOWN when the level is STALE (low coverage) or has no days of supply.
+between; UNKNOWN when the level is STALE (low coverage), has no days of supply,
+or is not current (`alerts.rules.pipeline.Currency`: computed too long ago, or
+too far behind the stream) — a stopped worker neither fires nor resolves a
+shortage.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from alerts.model import Condition, Verdict
 from alerts.rules import Rule
+from alerts.rules.pipeline import Currency
 
 RULE = "shortage"
 ALERTNAME = "SupplyShortage"
@@ -34,9 +39,10 @@ class LevelView:
     critical_days: float
 
 
-def evaluate(level: LevelView, hysteresis: float) -> Verdict:
+def evaluate(level: LevelView, hysteresis: float, not_current: str | None = None) -> Verdict:
+    """The verdict on one level; `not_current` says why the level is not current (then UNKNOWN)."""
     days = level.days_of_supply
-    if level.status == "STALE" or days is None:
+    if not_current is not None or level.status == "STALE" or days is None:
         condition = Condition.UNKNOWN
     elif days < level.shortage_days:
         condition = Condition.ACTIVE
@@ -66,10 +72,20 @@ def evaluate(level: LevelView, hysteresis: float) -> Verdict:
     return Verdict(condition, severity, labels, annotations)
 
 
-def rule(hysteresis: float) -> Rule:
-    """The shortage rule over `circle_levels_latest`, for the circle's responders."""
+def rule(hysteresis: float, currency: Currency) -> Rule:
+    """The shortage rule over `circle_levels_latest`, for the circle's responders.
 
-    def verdicts(rows: Sequence[dict[str, Any]]) -> list[Verdict]:
-        return [evaluate(LevelView(**{k: row[k] for k in LevelView.__slots__}), hysteresis) for row in rows]
+    A level is judged only when it is current at the evaluation time (`currency`).
+    """
+
+    def verdicts(rows: Sequence[dict[str, Any]], now: datetime) -> list[Verdict]:
+        return [
+            evaluate(
+                LevelView(**{k: row[k] for k in LevelView.__slots__}),
+                hysteresis,
+                currency.problem(row["computed_at"], row.get("lag_s"), now),
+            )
+            for row in rows
+        ]
 
     return Rule(RULE, "levels_for_rules", "responders", verdicts)
