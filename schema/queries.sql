@@ -318,3 +318,31 @@ SELECT s.id AS supplier_id, s.name AS supplier_name,
 FROM suppliers s
 LEFT JOIN feed_health f ON f.supplier_id = s.id AND f.minute >= now() - make_interval(mins => %(window)s)
 GROUP BY s.id, s.name;
+
+-- ---------------------------------------------------------------- pipeline: is it current?
+
+-- What the worker has written of each supply partition (stream_offsets is
+-- written with each batch, in the batch's transaction).
+-- name: written_offsets
+SELECT topic, partition, next_offset, message_at, written_at
+FROM stream_offsets
+WHERE topic = ANY(%(topics)s)
+ORDER BY topic, partition;
+
+-- The heartbeat of one stage, written after every level pass.
+-- name: upsert_pipeline_status
+INSERT INTO pipeline_status (id, levels_at, lag_reports, lag_s, worker, updated_at)
+VALUES (%(stage)s, %(levels_at)s, %(lag_reports)s, %(lag_s)s, %(worker)s, now())
+ON CONFLICT (id) DO UPDATE
+SET levels_at = EXCLUDED.levels_at, lag_reports = EXCLUDED.lag_reports, lag_s = EXCLUDED.lag_s,
+    worker = EXCLUDED.worker, updated_at = EXCLUDED.updated_at
+WHERE pipeline_status.levels_at <= EXCLUDED.levels_at;
+
+-- name: pipeline_status_for_rules
+SELECT id, levels_at, lag_reports, lag_s, worker, updated_at FROM pipeline_status WHERE id = %(stage)s;
+
+-- Levels per status, and in how many circles each status occurs.
+-- name: levels_by_status
+SELECT status, count(*) AS levels, count(DISTINCT circle_id) AS circles
+FROM circle_levels_latest
+GROUP BY status;
