@@ -257,7 +257,7 @@ SELECT pg_advisory_xact_lock(7243);
 
 -- name: levels_for_rules
 SELECT l.circle_id, c.name AS circle_name, l.necessity, n.name_zh AS necessity_name, n.unit,
-       l.computed_at, l.stock, l.daily_demand, l.days_of_supply, l.coverage, l.status,
+       l.computed_at, l.lag_s, l.stock, l.daily_demand, l.days_of_supply, l.coverage, l.status,
        n.watch_days, n.shortage_days, n.critical_days, n.min_coverage
 FROM circle_levels_latest l
 JOIN circles c ON c.id = l.circle_id

@@ -83,7 +83,7 @@ def rule(hysteresis: float, currency: Currency) -> Rule:
             evaluate(
                 LevelView(**{k: row[k] for k in LevelView.__slots__}),
                 hysteresis,
-                currency.problem(row["computed_at"], row.get("lag_s"), now),
+                currency.problem(row["computed_at"], row["lag_s"], now),
             )
             for row in rows
         ]
