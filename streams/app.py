@@ -13,6 +13,7 @@ import faust
 
 from baogong.settings import Settings
 from schema import topics
+from streams import metrics
 from streams.agents import levels, reports
 from streams.state import WorkerState
 
@@ -45,6 +46,7 @@ def create_app(settings: Settings) -> faust.App:
     reports.register(app, "inventory", topic(topics.INVENTORY), deadletter, state)
     reports.register(app, "price", topic(topics.PRICES), deadletter, state)
     levels.register(app, topic(topics.CIRCLE_LEVELS), state)
+    metrics.serve(app)  # /metrics on the Faust web port
 
     @app.on_before_shutdown.connect  # type: ignore[arg-type]  # mode types the signal loosely
     async def _close(sender: faust.App, **_: Any) -> None:

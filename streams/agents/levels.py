@@ -1,37 +1,142 @@
-"""The circle-level timer: every `level_interval_s`, recompute all circles and publish them.
+"""The circle-level timer: every `level_interval_s`, recompute all circles, say how current they are, publish them.
 
 Runs on the leader worker only. Levels are recomputed from the database even
-when no report arrived, so data going stale shows as STALE on time.
+when no report arrived, so data going stale shows as STALE on time. One pass:
+
+1. measures how far behind the supply topics the workers are: the broker's
+   end offsets (asked through the worker's own consumer) against what the
+   workers have written (`stream_offsets`), in reports and seconds
+   (`streams.lag`). A broker or table that does not answer within
+   `OFFSETS_TIMEOUT_S` makes the lag unknown (None); it never skips the pass;
+2. computes and stores every level with that lag (`streams.circles.refresh_levels`);
+3. writes the heartbeat (`pipeline_status`, id 'levels'), which the
+   PipelineStalled rule and `baogong status` read even when no level changed;
+4. sets the lag and level metrics and publishes one message per circle.
+
+A pass the database refuses is logged and skipped; the next tick tries
+again. Until one succeeds the heartbeat ages, which is what PipelineStalled
+watches.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import math
+import os
+import socket
+import time
 from collections import defaultdict
 from datetime import UTC, datetime
 
 import faust
 import orjson
+from faust.types import TP
 
-from schema.db import DatabaseError
-from streams.circles import level_message, refresh_levels
-from streams.levels import CircleLevel
+from schema import topics
+from schema.db import QUERIES, DatabaseError, transaction
+from streams.circles import demand_rule, level_message, refresh_levels
+from streams.lag import LagTracker, PartitionLag, Written, total
+from streams.levels import CircleLevel, Lag
+from streams.metrics import METRICS
 from streams.state import WorkerState
 
 log = logging.getLogger(__name__)
 
+#: The supply topics whose lag is measured.
+SUPPLY = (topics.INVENTORY, topics.PRICES)
+#: Longest a pass waits for the broker's offsets before it calls the lag unknown.
+OFFSETS_TIMEOUT_S = 5.0
+#: The heartbeat row this timer writes.
+STAGE = "levels"
+
 
 def register(app: faust.App, sink: faust.TopicT, state: WorkerState) -> None:
-    @app.timer(interval=state.settings.level_interval_s, on_leader=True, name="circle_levels")
+    settings = state.settings
+    supply = [settings.topic(spec.name) for spec in SUPPLY]
+    tracker = LagTracker()
+    worker = f"{settings.worker_id} on {socket.gethostname()} pid {os.getpid()}"
+    demand = demand_rule(settings)
+    measured = True  # whether the last pass could measure the lag (log changes only, not every tick)
+
+    @app.timer(interval=settings.level_interval_s, on_leader=True, name="circle_levels")
     async def circle_levels() -> None:
+        nonlocal measured
         await state.ready()
+        started = time.monotonic()
+        now = datetime.now(UTC)
         try:
-            levels = await refresh_levels(state.pool, datetime.now(UTC))
+            parts = await _measure_lag(app, state, supply, tracker, now)
+        except Exception as exc:  # the lag is best effort: never a reason to skip levels
+            parts = None
+            if measured:
+                log.warning("stream lag not measured (levels are computed without it): %r", exc)
+        else:
+            if not measured:
+                log.info("stream lag measured again")
+        measured = parts is not None
+        lag = None if parts is None else total(parts)
+        try:
+            levels = await refresh_levels(state.pool, now, lag=lag, demand=demand)
+            await _heartbeat(state, now, lag, worker)
         except DatabaseError as exc:
             log.warning("circle levels not refreshed this tick: %s", exc)
             return
+        _record(supply, parts, now, time.monotonic() - started)
         by_circle: dict[str, list[CircleLevel]] = defaultdict(list)
         for level in levels:
             by_circle[level.circle_id].append(level)
         for circle_id, circle_levels in by_circle.items():
             await sink.send(key=circle_id.encode(), value=orjson.dumps(level_message(circle_id, circle_levels)))
+
+
+async def _measure_lag(
+    app: faust.App, state: WorkerState, supply: list[str], tracker: LagTracker, now: datetime
+) -> list[PartitionLag] | None:
+    """Each supply partition's lag at `now`; None when the consumer does not know the partitions yet.
+
+    Raises whatever the broker or the database raised, or TimeoutError.
+    """
+    consumer = app.consumer
+    tps: list[TP] = []
+    for topic in supply:
+        count = consumer.topic_partitions(topic)
+        if not count:
+            return None
+        tps.extend(TP(topic, p) for p in range(count))
+    ends = await asyncio.wait_for(consumer.highwaters(*tps), OFFSETS_TIMEOUT_S)
+    starts = await asyncio.wait_for(consumer.earliest_offsets(*tps), OFFSETS_TIMEOUT_S)
+    async with transaction(state.pool) as conn, conn.cursor() as cur:
+        await cur.execute(QUERIES["written_offsets"], {"topics": supply})
+        rows = await cur.fetchall()
+    written = {(r["topic"], int(r["partition"])): Written(int(r["next_offset"]), r["message_at"]) for r in rows}
+    return tracker.measure(
+        now,
+        {(tp.topic, tp.partition): int(offset) for tp, offset in ends.items()},
+        {(tp.topic, tp.partition): int(offset) for tp, offset in starts.items()},
+        written,
+    )
+
+
+async def _heartbeat(state: WorkerState, now: datetime, lag: Lag | None, worker: str) -> None:
+    async with transaction(state.pool) as conn, conn.cursor() as cur:
+        await cur.execute(
+            QUERIES["upsert_pipeline_status"],
+            {
+                "stage": STAGE,
+                "levels_at": now,
+                "lag_reports": None if lag is None else lag.reports,
+                "lag_s": None if lag is None else lag.seconds,
+                "worker": worker,
+            },
+        )
+
+
+def _record(supply: list[str], parts: list[PartitionLag] | None, now: datetime, took_s: float) -> None:
+    """The pass's metrics; an unknown lag is NaN, never a reassuring zero."""
+    for topic in supply:
+        mine = [p for p in parts if p.topic == topic] if parts is not None else None
+        METRICS.lag_reports.labels(topic).set(math.nan if mine is None else sum(p.reports for p in mine))
+        METRICS.lag_seconds.labels(topic).set(math.nan if mine is None else max((p.seconds for p in mine), default=0))
+    METRICS.levels_computed_at.set(now.timestamp())
+    METRICS.level_pass_seconds.observe(took_s)
