@@ -125,7 +125,8 @@ WITH population AS (
            s.reported_at >= %(now)s - make_interval(mins => n.freshness_minutes) AS fresh,
            btn.necessity IS NOT NULL AS expected
     FROM outlet_stock s
-    JOIN outlets o ON o.id = s.outlet_id AND o.active AND s.reported_at >= o.active_since
+    JOIN outlets o ON o.id = s.outlet_id AND o.active
+     AND (o.active_since IS NULL OR s.reported_at >= o.active_since)
     JOIN necessities n ON n.code = s.necessity
     LEFT JOIN business_type_necessities btn ON btn.business_type = o.business_type AND btn.necessity = s.necessity
 ), stock AS (
@@ -187,7 +188,8 @@ WITH outlet_district AS (
            s.reported_at >= %(now)s - make_interval(mins => n.freshness_minutes) AS fresh,
            btn.necessity IS NOT NULL AS expected
     FROM outlet_stock s
-    JOIN outlet_district od ON od.outlet_id = s.outlet_id AND s.reported_at >= od.active_since
+    JOIN outlet_district od ON od.outlet_id = s.outlet_id
+     AND (od.active_since IS NULL OR s.reported_at >= od.active_since)
     JOIN necessities n ON n.code = s.necessity
     LEFT JOIN business_type_necessities btn ON btn.business_type = od.business_type AND btn.necessity = s.necessity
 ), stock AS (

@@ -36,12 +36,12 @@ ALTER TABLE circle_levels_latest
     ADD COLUMN lag_s double precision;
 
 -- Since when an outlet has been active without interruption: only its stock
--- reported at or after this moment counts in a circle. An outlet that was never
--- deactivated has '-infinity' (all its reports count). The trigger moves it to
--- the transaction's time whenever the outlet goes from inactive to active, by
+-- reported at or after this moment counts in a circle. NULL for an outlet that
+-- was never reactivated (all its reports count). The trigger sets it to the
+-- transaction's time whenever the outlet goes from inactive to active, by
 -- whatever path (registry import, seed, an operator's UPDATE), unless the same
 -- statement sets active_since itself.
-ALTER TABLE outlets ADD COLUMN active_since timestamptz NOT NULL DEFAULT '-infinity';
+ALTER TABLE outlets ADD COLUMN active_since timestamptz;
 
 CREATE FUNCTION outlets_track_active_since() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN

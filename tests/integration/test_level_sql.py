@@ -1,0 +1,408 @@
+"""The level SQL on the real PostgreSQL: a small city built here, every stored number worked out by hand.
+
+Catalogue (inserted here, not the full one, so every row can be checked):
+rice 0.25 kg/person/day, thresholds watch 7 / shortage 3 / critical 1 days,
+fresh for 24 h; milk 0.10 L/person/day, 4 / 2 / 1 days, fresh for 12 h; both
+min coverage 0.5. Supermarkets and convenience stores are expected to carry
+both; pharmacies neither.
+
+    circle  district  population  outlets (home community's circle first)
+    A       D1        1,000       SA1 (supermarket, serves A and B), KA1, KA2 (kiosks),
+                                  PA1 (pharmacy), DA1 (supermarket, deactivated)
+    B       D1        2,000       SB1 (supermarket), KB1 (kiosk),
+                                  RB1, RB2 (kiosks, deactivated and reactivated at AS)
+    C       D2          400       SC1 (supermarket, silent for 30 h), KC1-KC3 (kiosks)
+
+NOW = AS + 2 h, where AS is the reactivation time the database gave RB1 and RB2.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+import pytest
+
+from schema.db import connect, make_pool
+from streams.circles import CITY, area_levels, refresh_levels
+from streams.levels import CircleLevel, DemandRule, Lag
+
+H = timedelta(hours=1)
+
+CIRCLES = (("A", "D1"), ("B", "D1"), ("C", "D2"))
+COMMUNITIES = (("A-1", 1000, "A"), ("B-1", 2000, "B"), ("C-1", 400, "C"))
+OUTLETS: tuple[tuple[str, str, str, tuple[str, ...]], ...] = (
+    ("SA1", "supermarket", "A-1", ("A", "B")),
+    ("KA1", "convenience_store", "A-1", ("A",)),
+    ("KA2", "convenience_store", "A-1", ("A",)),
+    ("PA1", "pharmacy", "A-1", ("A",)),
+    ("DA1", "supermarket", "A-1", ("A",)),
+    ("SB1", "supermarket", "B-1", ("B",)),
+    ("KB1", "convenience_store", "B-1", ("B",)),
+    ("RB1", "convenience_store", "B-1", ("B",)),
+    ("RB2", "convenience_store", "B-1", ("B",)),
+    ("SC1", "supermarket", "C-1", ("C",)),
+    ("KC1", "convenience_store", "C-1", ("C",)),
+    ("KC2", "convenience_store", "C-1", ("C",)),
+    ("KC3", "convenience_store", "C-1", ("C",)),
+)
+#: A report line: necessity, quantity, sold_24h.
+Line = tuple[str, float, float | None]
+
+
+def build_city(url: str) -> datetime:
+    """The city above; returns AS, when RB1 and RB2 were reactivated (database time)."""
+    with connect(url) as conn:
+        conn.execute(
+            "INSERT INTO business_types (code, name_zh, name_en, category) VALUES "
+            "('supermarket', '超市', 'supermarket', 'basic'), "
+            "('convenience_store', '便利店', 'convenience store', 'basic'), "
+            "('pharmacy', '药店', 'pharmacy', 'basic')"
+        )
+        conn.execute(
+            "INSERT INTO necessities (code, name_zh, name_en, unit, per_capita_daily, watch_days, shortage_days, "
+            "critical_days, freshness_minutes, min_coverage) VALUES "
+            "('rice', '大米', 'rice', 'kg', 0.25, 7, 3, 1, 1440, 0.5), "
+            "('milk', '牛奶', 'milk', 'L', 0.10, 4, 2, 1, 720, 0.5)"
+        )
+        conn.execute(
+            "INSERT INTO business_type_necessities (business_type, necessity) VALUES "
+            "('supermarket', 'rice'), ('supermarket', 'milk'), "
+            "('convenience_store', 'rice'), ('convenience_store', 'milk')"
+        )
+        conn.execute("INSERT INTO suppliers (id, name, kind) VALUES ('s1', 'Test chain', 'chain')")
+        for circle, district in CIRCLES:
+            conn.execute(
+                "INSERT INTO circles (id, name, center_lat, center_lon, district) VALUES (%s, %s, 46.65, 126.97, %s)",
+                (circle, circle, district),
+            )
+        for community, population, circle in COMMUNITIES:
+            conn.execute(
+                "INSERT INTO communities (id, name, street_office, population, circle_id) "
+                "VALUES (%s, %s, 'st', %s, %s)",
+                (community, community, population, circle),
+            )
+        for outlet, business_type, community, circles in OUTLETS:
+            conn.execute(
+                "INSERT INTO outlets (id, name, business_type, supplier_id, community_id, lat, lon) "
+                "VALUES (%s, %s, %s, 's1', %s, 46.65, 126.97)",
+                (outlet, outlet, business_type, community),
+            )
+            for circle in circles:
+                conn.execute("INSERT INTO outlet_circles (outlet_id, circle_id) VALUES (%s, %s)", (outlet, circle))
+        conn.execute("UPDATE outlets SET active = false WHERE id IN ('DA1', 'RB1', 'RB2')")
+    with connect(url) as conn:
+        conn.execute("UPDATE outlets SET active = true WHERE id IN ('RB1', 'RB2')")
+        rows = conn.execute("SELECT id, active_since FROM outlets ORDER BY id").fetchall()
+    since = {r["id"]: r["active_since"] for r in rows}
+    assert since["KA1"] is None and since["DA1"] is None  # never reactivated: every report counts
+    assert since["RB1"] is not None and since["RB1"] == since["RB2"]
+    return since["RB1"]  # type: ignore[no-any-return]
+
+
+def report(url: str, outlet: str, at: datetime, lines: Sequence[Line]) -> None:
+    """Store one report of `outlet` as the sink leaves it: outlet_stock holds, per necessity, the SUM of the
+    report's lines (two pack sizes of rice are one stock) and of their sold_24h, when newer than what it had."""
+    sums: dict[str, list[Any]] = {}
+    for necessity, quantity, sold in lines:
+        q, s = sums.setdefault(necessity, [0.0, None])
+        sums[necessity] = [q + quantity, s if sold is None else (s or 0.0) + sold]
+    with connect(url) as conn:
+        for necessity, (quantity, sold) in sums.items():
+            conn.execute(
+                "INSERT INTO outlet_stock (outlet_id, necessity, quantity, sold_24h, reported_at) "
+                "VALUES (%s, %s, %s, %s, %s) ON CONFLICT (outlet_id, necessity) DO UPDATE "
+                "SET quantity = EXCLUDED.quantity, sold_24h = EXCLUDED.sold_24h, reported_at = EXCLUDED.reported_at "
+                "WHERE outlet_stock.reported_at <= EXCLUDED.reported_at",
+                (outlet, necessity, quantity, sold, at),
+            )
+
+
+def refresh(url: str, now: datetime, lag: Lag | None = None) -> list[CircleLevel]:
+    async def run() -> list[CircleLevel]:
+        pool = make_pool(url)
+        await pool.open(wait=True, timeout=30)
+        try:
+            return await refresh_levels(pool, now, lag=lag, demand=DemandRule(smoothing_s=3600.0))
+        finally:
+            await pool.close()
+
+    return asyncio.run(run())
+
+
+def areas(url: str, now: datetime) -> dict[tuple[str, str], CircleLevel]:
+    async def run() -> list[CircleLevel]:
+        pool = make_pool(url)
+        await pool.open(wait=True, timeout=30)
+        try:
+            return await area_levels(pool, now)
+        finally:
+            await pool.close()
+
+    return {(lv.circle_id, lv.necessity): lv for lv in asyncio.run(run())}
+
+
+def latest(url: str) -> dict[tuple[str, str], dict[str, Any]]:
+    with connect(url) as conn:
+        rows = conn.execute("SELECT * FROM circle_levels_latest").fetchall()
+    return {(r["circle_id"], r["necessity"]): r for r in rows}
+
+
+def check(row: dict[str, Any], **expected: Any) -> None:
+    """Every column of a circle_levels_latest row against its hand-worked value (floats to 1e-9)."""
+    assert set(row) == set(expected) | {"circle_id", "necessity"}, sorted(set(row) ^ set(expected))
+    for name, value in expected.items():
+        got = row[name]
+        if isinstance(value, float) and got is not None:
+            assert got == pytest.approx(value, rel=1e-9, abs=1e-9), (row["circle_id"], row["necessity"], name)
+        else:
+            assert got == value, (row["circle_id"], row["necessity"], name, got, value)
+
+
+def test_every_number_of_circle_levels_latest(database_url: str) -> None:
+    url = database_url
+    active_since = build_city(url)
+    now = active_since + 2 * H
+
+    # SA1 (serves A and B): one report, two pack sizes of rice (40 x 5 kg + 30 x 10 kg = 500 kg), no sold_24h.
+    report(url, "SA1", now - H, [("rice", 200.0, None), ("rice", 300.0, None), ("milk", 120.0, None)])
+    report(url, "KA1", now - 2 * H, [("rice", 40.0, None), ("milk", 10.0, None)])
+    # Exactly 24 h old: rice still fresh (window inclusive); milk (12 h window) unconfirmed.
+    report(url, "KA2", now - 24 * H, [("rice", 60.0, None), ("milk", 8.0, None)])
+    report(url, "PA1", now - 0.5 * H, [("rice", 10.0, None)])  # a pharmacy's rice: stock, not coverage
+    report(url, "DA1", now - H, [("rice", 900.0, None), ("milk", 300.0, None)])  # deactivated: never counts
+    # 13 h old: rice fresh, milk unconfirmed (its sold_24h with it).
+    report(url, "SB1", now - 13 * H, [("rice", 1000.0, 150.0), ("milk", 200.0, 40.0)])
+    report(url, "KB1", now - 3 * H, [("rice", 100.0, 20.0), ("milk", 20.0, 10.0)])
+    report(url, "RB1", active_since - timedelta(minutes=10), [("rice", 700.0, None), ("milk", 70.0, None)])
+    report(url, "RB2", active_since + timedelta(minutes=1), [("rice", 50.0, None), ("milk", 5.0, None)])
+    report(url, "SC1", now - 30 * H, [("rice", 5000.0, None)])  # the silent supermarket
+    for kiosk in ("KC1", "KC2", "KC3"):
+        report(url, kiosk, now - H, [("rice", 20.0, None)])
+
+    levels = refresh(url, now, Lag(reports=7, seconds=1.5))
+    assert len(levels) == 6
+    rows = latest(url)
+    assert set(rows) == {(c, n) for c, _ in CIRCLES for n in ("rice", "milk")}
+    common = {"computed_at": now, "lag_reports": 7, "lag_s": 1.5}
+
+    # A rice. Expected: SA1, KA1, KA2 (PA1 is a pharmacy, DA1 inactive) = 3, all fresh: coverage 3/3 = 1.
+    # Confirmed stock 500 (SA1) + 40 (KA1) + 60 (KA2) + 10 (PA1) = 610; nothing unconfirmed: stock share 1.
+    # No sold_24h: demand 1,000 x 0.25 = 250 kg/day; 610 / 250 = 2.44 days < 3: SHORTAGE.
+    check(
+        rows[("A", "rice")],
+        **common,
+        stock=610.0,
+        stock_unconfirmed=0.0,
+        unconfirmed_age_s=None,
+        daily_demand=250.0,
+        demand_source="population",
+        demand_observed=None,
+        days_of_supply=2.44,
+        coverage=1.0,
+        coverage_stock=1.0,
+        outlets_expected=3,
+        outlets_fresh=3,
+        status="SHORTAGE",
+    )
+    # A milk. Fresh: SA1 120 + KA1 10 = 130; KA2's 8 L is 24 h old (> 12 h): unconfirmed, age 86,400 s.
+    # Coverage 2/3; stock share 130 / 138. Demand 1,000 x 0.10 = 100 L/day; 1.3 days < 2: SHORTAGE.
+    check(
+        rows[("A", "milk")],
+        **common,
+        stock=130.0,
+        stock_unconfirmed=8.0,
+        unconfirmed_age_s=86400.0,
+        daily_demand=100.0,
+        demand_source="population",
+        demand_observed=None,
+        days_of_supply=1.3,
+        coverage=2 / 3,
+        coverage_stock=130 / 138,
+        outlets_expected=3,
+        outlets_fresh=2,
+        status="SHORTAGE",
+    )
+    # B rice. Expected: SA1, SB1, KB1, RB1, RB2 = 5. RB1's 700 kg was reported before its reactivation:
+    # gone for good. Fresh: SA1 500 + SB1 1,000 + KB1 100 + RB2 50 = 1,650 (4 outlets: coverage 0.8).
+    # sold_24h from SB1 150 + KB1 20 = 170, sent by outlets holding 1,100 of 1,650 (2/3 >= 1/2):
+    # observed demand 170 / (2/3) = 255 kg/day (first level: nothing to smooth with); 1,650 / 255 = 6.47: WATCH.
+    check(
+        rows[("B", "rice")],
+        **common,
+        stock=1650.0,
+        stock_unconfirmed=0.0,
+        unconfirmed_age_s=None,
+        daily_demand=255.0,
+        demand_source="observed",
+        demand_observed=255.0,
+        days_of_supply=1650 / 255,
+        coverage=0.8,
+        coverage_stock=1.0,
+        outlets_expected=5,
+        outlets_fresh=4,
+        status="WATCH",
+    )
+    # B milk. Fresh: SA1 120 + KB1 20 + RB2 5 = 145 (3 of 5: 0.6); SB1's 200 L is 13 h old: unconfirmed,
+    # age 46,800 s; stock share 145 / 345 = 0.42 < 0.5: STALE. sold_24h only from KB1 (20 of 145 L, < 1/2):
+    # population demand 2,000 x 0.10 = 200; 145 / 200 = 0.725 days would read CRITICAL, falsely.
+    check(
+        rows[("B", "milk")],
+        **common,
+        stock=145.0,
+        stock_unconfirmed=200.0,
+        unconfirmed_age_s=46800.0,
+        daily_demand=200.0,
+        demand_source="population",
+        demand_observed=None,
+        days_of_supply=0.725,
+        coverage=0.6,
+        coverage_stock=145 / 345,
+        outlets_expected=5,
+        outlets_fresh=3,
+        status="STALE",
+    )
+    # C rice: the silent supermarket next to reporting kiosks. Fresh 3 x 20 = 60 (3 of 4 outlets: 0.75,
+    # enough); SC1's 5,000 kg is 30 h old: unconfirmed, age 108,000 s; stock share 60 / 5,060 < 0.5: STALE,
+    # where 60 / (400 x 0.25 = 100) = 0.6 days would have read CRITICAL.
+    check(
+        rows[("C", "rice")],
+        **common,
+        stock=60.0,
+        stock_unconfirmed=5000.0,
+        unconfirmed_age_s=108000.0,
+        daily_demand=100.0,
+        demand_source="population",
+        demand_observed=None,
+        days_of_supply=0.6,
+        coverage=0.75,
+        coverage_stock=60 / 5060,
+        outlets_expected=4,
+        outlets_fresh=3,
+        status="STALE",
+    )
+    # C milk: nobody reported: nothing known (both coverages 0), 0 / 40 = 0 days, STALE.
+    check(
+        rows[("C", "milk")],
+        **common,
+        stock=0.0,
+        stock_unconfirmed=0.0,
+        unconfirmed_age_s=None,
+        daily_demand=40.0,
+        demand_source="population",
+        demand_observed=None,
+        days_of_supply=0.0,
+        coverage=0.0,
+        coverage_stock=0.0,
+        outlets_expected=4,
+        outlets_fresh=0,
+        status="STALE",
+    )
+
+    # Recomputing at the same moment writes nothing new and changes nothing.
+    refresh(url, now, Lag(reports=7, seconds=1.5))
+    assert latest(url) == rows
+
+    # An hour later: KA1 is deactivated, KB1 sends a new rice report (more sold), nobody else reports.
+    with connect(url) as conn:
+        conn.execute("UPDATE outlets SET active = false WHERE id = 'KA1'")
+    report(url, "KB1", now + timedelta(minutes=10), [("rice", 100.0, 45.0)])
+    later = now + H
+    refresh(url, later)
+    rows2 = latest(url)
+    common2 = {"computed_at": later, "lag_reports": None, "lag_s": None}
+    # A rice: KA1's 40 kg left with it; KA2's 60 kg is now 25 h old: unconfirmed (age 90,000 s).
+    # Expected SA1, KA2 = 2, fresh SA1 only: 0.5 (just enough). Stock 500 + 10 (PA1) = 510;
+    # share 510 / 570. 510 / 250 = 2.04 days: SHORTAGE.
+    check(
+        rows2[("A", "rice")],
+        **common2,
+        stock=510.0,
+        stock_unconfirmed=60.0,
+        unconfirmed_age_s=90000.0,
+        daily_demand=250.0,
+        demand_source="population",
+        demand_observed=None,
+        days_of_supply=2.04,
+        coverage=0.5,
+        coverage_stock=510 / 570,
+        outlets_expected=2,
+        outlets_fresh=1,
+        status="SHORTAGE",
+    )
+    # B rice: stock unchanged (1,650); sold 150 + 45 = 195 over the same 2/3 share: raw 292.5 kg/day,
+    # smoothed with the previous 255 an hour ago (tau 1 h): 255 e^-1 + 292.5 (1 - e^-1).
+    smoothed = 255 * math.exp(-1) + 292.5 * (1 - math.exp(-1))
+    check(
+        rows2[("B", "rice")],
+        **common2,
+        stock=1650.0,
+        stock_unconfirmed=0.0,
+        unconfirmed_age_s=None,
+        daily_demand=smoothed,
+        demand_source="observed",
+        demand_observed=smoothed,
+        days_of_supply=1650 / smoothed,
+        coverage=0.8,
+        coverage_stock=1.0,
+        outlets_expected=5,
+        outlets_fresh=4,
+        status="WATCH",
+    )
+    with connect(url) as conn:
+        history = conn.execute("SELECT circle_id, necessity, computed_at FROM circle_levels").fetchall()
+    assert len(history) == 12  # two computations of 6 levels; the repeat at `now` added nothing
+
+
+def test_area_totals_count_an_outlet_serving_two_circles_once(database_url: str) -> None:
+    url = database_url
+    active_since = build_city(url)
+    now = active_since + 2 * H
+    report(url, "SA1", now - H, [("rice", 200.0, None), ("rice", 300.0, None), ("milk", 120.0, None)])
+    report(url, "KA1", now - 2 * H, [("rice", 40.0, None), ("milk", 10.0, None)])
+    report(url, "KA2", now - 24 * H, [("rice", 60.0, None), ("milk", 8.0, None)])
+    report(url, "PA1", now - 0.5 * H, [("rice", 10.0, None)])
+    report(url, "DA1", now - H, [("rice", 900.0, None)])
+    report(url, "SB1", now - 13 * H, [("rice", 1000.0, 150.0), ("milk", 200.0, 40.0)])
+    report(url, "KB1", now - 3 * H, [("rice", 100.0, 20.0), ("milk", 20.0, 10.0)])
+    report(url, "RB1", active_since - timedelta(minutes=10), [("rice", 700.0, None)])
+    report(url, "RB2", active_since + timedelta(minutes=1), [("rice", 50.0, None), ("milk", 5.0, None)])
+    report(url, "SC1", now - 30 * H, [("rice", 5000.0, None)])
+    for kiosk in ("KC1", "KC2", "KC3"):
+        report(url, kiosk, now - H, [("rice", 20.0, None)])
+
+    circles = {(lv.circle_id, lv.necessity): lv for lv in refresh(url, now)}
+    assert circles[("A", "rice")].stock + circles[("B", "rice")].stock == 610 + 1650  # SA1's 500 in both
+
+    got = areas(url, now)
+    assert set(got) == {(a, n) for a in (CITY, "D1", "D2") for n in ("rice", "milk")}
+    d1 = got[("D1", "rice")]
+    # D1 = A-1 and B-1 outlets, each once: SA1 500 + KA1 40 + KA2 60 + PA1 10 + SB1 1,000 + KB1 100 + RB2 50
+    # = 1,760 (not 2,260). Expected SA1, KA1, KA2, SB1, KB1, RB1, RB2 = 7; fresh all but RB1 = 6.
+    # sold 170 from outlets holding 1,100 of 1,760 (0.625): observed 170 / 0.625 = 272 kg/day;
+    # 1,760 / 272 = 6.47 days: WATCH.
+    assert (d1.stock, d1.stock_unconfirmed, d1.unconfirmed_age_s) == (1760, 0, None)
+    assert (d1.outlets_expected, d1.outlets_fresh) == (7, 6)
+    assert d1.coverage == pytest.approx(6 / 7) and d1.coverage_stock == 1.0
+    assert d1.demand_source == "observed" and d1.daily_demand == pytest.approx(272)
+    assert d1.days_of_supply == pytest.approx(1760 / 272) and d1.status == "WATCH"
+    # D2 = circle C: 60 fresh, 5,000 unconfirmed (30 h), population 400: STALE as the circle.
+    d2 = got[("D2", "rice")]
+    assert (d2.stock, d2.stock_unconfirmed, d2.unconfirmed_age_s) == (60, 5000, 108000)
+    assert (d2.outlets_expected, d2.outlets_fresh, d2.daily_demand) == (4, 3, pytest.approx(100))
+    assert d2.status == "STALE"
+    # The city: 1,760 + 60 = 1,820 fresh, 5,000 unconfirmed; 11 expected, 9 fresh; population 3,400.
+    # Stock share 1,820 / 6,820 < 0.5: STALE. Observed: 170 over 1,100 / 1,820 of fresh stock = 281.27.
+    city = got[(CITY, "rice")]
+    assert (city.stock, city.stock_unconfirmed, city.unconfirmed_age_s) == (1820, 5000, 108000)
+    assert (city.outlets_expected, city.outlets_fresh) == (11, 9)
+    assert city.coverage == pytest.approx(9 / 11) and city.coverage_stock == pytest.approx(1820 / 6820)
+    assert city.daily_demand == pytest.approx(170 * 1820 / 1100) and city.status == "STALE"
+    # Milk in D1: fresh SA1 120 + KA1 10 + KB1 20 + RB2 5 = 155 (SA1 once); unconfirmed KA2 8 + SB1 200,
+    # the oldest KA2's (24 h). Population 3,000 x 0.10 = 300 L/day (sold_24h only from KB1's 20 of 155).
+    milk = got[("D1", "milk")]
+    assert (milk.stock, milk.stock_unconfirmed, milk.unconfirmed_age_s) == (155, 208, 86400)
+    assert milk.demand_source == "population" and milk.daily_demand == pytest.approx(300)
