@@ -89,3 +89,98 @@ CARRIES: dict[str, tuple[str, ...]] = {
 }
 
 NECESSITY_BY_CODE: dict[str, Necessity] = {n.code: n for n in NECESSITIES}
+
+# ---------------------------------------------------------------- plausibility ceilings
+#
+# Validation (schema.contract) refuses a stock, sale or price that no outlet can have: one
+# barcode pasted into the quantity column (6901234567890) or a price typed per tonne instead of
+# per kg would otherwise make a whole circle's days of supply, or its price index, confidently
+# wrong. The ceilings are not estimates of normal stock: each is about ten times the most the
+# largest outlet of its kind plausibly holds, so that a real report, even a stockpiling outlet's
+# during an emergency, is never refused, while a number that is wrong by orders of magnitude is.
+# A city may tune them like the rest of the catalogue.
+
+#: The most of a necessity one outlet of the largest format can report, in the canonical unit.
+#: The largest format is a hypermarket (大卖场, ~10,000 m², back room and pallets included); what
+#: such a store holds at its fullest is in the comment, the ceiling is about ten times that.
+STOCK_CEILING: dict[str, float] = {
+    "rice": 200_000,  # sells ~1.5 t a day, holds under 20 t (a few pallet rows of 5-25 kg bags)
+    "flour": 100_000,  # under 10 t
+    "cooking_oil": 100_000,  # L; a pallet of 5 L bottles is ~800 L, a dozen pallets at most
+    "pork": 30_000,  # chilled and frozen together, under 3 t
+    "eggs": 30_000,  # under 3 t (~50,000 eggs)
+    "leafy_vegetables": 30_000,  # perishable within days: under 3 t
+    "root_vegetables": 100_000,  # cabbage, potato and radish keep: under 10 t
+    "milk": 100_000,  # L; UHT milk on pallets, under 10,000 L
+    "bottled_water": 300_000,  # L; ~30 pallets of 24 x 550 ml cases (~900 L a pallet)
+    "instant_noodles": 500_000,  # pieces (packs); ~20 pallets of 2,400
+    "salt": 20_000,  # under 2 t (400 g bags)
+    "fever_medicine": 20_000,  # pieces (boxes); an in-store pharmacy counter, under 2,000
+}
+
+#: A necessity not in this catalogue (a city's own addition): a ceiling per canonical unit that no
+#: retail outlet reaches (1,000 t, 1,000 m³, a million pieces), so only the grossest errors stop.
+STOCK_CEILING_ANY_NECESSITY = 1_000_000.0
+
+#: The share of `STOCK_CEILING` an outlet of a smaller business type can report. Types whose
+#: outlets can be as big as a hypermarket (a whole market hall reporting as one outlet) keep the
+#: full ceiling; a fresh-food store (100-300 m²) a tenth; every other type, a convenience store,
+#: a pharmacy's shelf of rice, a bakery's flour, a twentieth (e.g. 10 t of rice, 15,000 L of
+#: water in a convenience store that holds a few hundred kg and a few hundred litres at most).
+#: An outlet whose business type validation does not know gets the full ceiling.
+TYPE_SHARE: dict[str, float] = {
+    "supermarket": 1.0,
+    "vegetable_market": 1.0,
+    "fresh_food_store": 0.1,
+}
+OTHER_TYPE_SHARE = 0.05
+
+#: A business type's own trade, where its ceiling is not a share of the hypermarket's.
+TYPE_CEILING: dict[tuple[str, str], float] = {
+    # A large chain pharmacy holds 1,000-3,000 boxes of fever and cold medicine at its fullest.
+    ("pharmacy", "fever_medicine"): 20_000,
+    # A bakery's flour room: a few tonnes at most.
+    ("bakery", "flour"): 30_000,
+    # A breakfast shop's soy milk and eggs are small; its flour (steamed buns) up to a tonne.
+    ("breakfast_shop", "flour"): 10_000,
+}
+
+
+def _stock_ceilings() -> dict[str | None, dict[str, float]]:
+    out: dict[str | None, dict[str, float]] = {None: dict(STOCK_CEILING)}  # None: an outlet of unknown type
+    for bt in BUSINESS_TYPES:
+        share = TYPE_SHARE.get(bt.code, OTHER_TYPE_SHARE)
+        out[bt.code] = {n: TYPE_CEILING.get((bt.code, n), c * share) for n, c in STOCK_CEILING.items()}
+    return out
+
+
+#: business type (None: unknown) -> necessity -> the most one outlet can report, canonical unit.
+STOCK_CEILINGS: dict[str | None, dict[str, float]] = _stock_ceilings()
+
+#: `sold_24h` may exceed stock (an outlet restocks during the day, and panic buying empties shelves
+#: more than once), but not this many times the outlet's stock ceiling, itself ten times a full store.
+SOLD_24H_MULTIPLE = 3.0
+
+#: The highest plausible retail price, CNY per canonical unit, about ten times the dearest kind on
+#: sale (premium and imported included; normal prices in the comment). A price given per tonne
+#: or per case while the unit says kg or piece lands far above it.
+PRICE_CEILING: dict[str, float] = {
+    "rice": 500,  # 4-10 CNY/kg; imported premium rice ~50
+    "flour": 300,  # 3-10 CNY/kg
+    "cooking_oil": 1_000,  # 10-30 CNY/L; camellia and olive oil ~100
+    "pork": 1_000,  # 20-40 CNY/kg; premium black pork ~100
+    "eggs": 500,  # 8-20 CNY/kg; premium ~50
+    "leafy_vegetables": 500,  # 2-20 CNY/kg; ~50 at worst in a shortage
+    "root_vegetables": 300,  # 1-10 CNY/kg
+    "milk": 500,  # 8-30 CNY/L; premium ~50
+    "bottled_water": 500,  # 1-10 CNY/L; imported mineral water ~50
+    "instant_noodles": 200,  # 1-10 CNY a pack; premium bowls ~20
+    "salt": 1_000,  # 2-20 CNY/kg; speciality salts ~100
+    "fever_medicine": 2_000,  # 5-100 CNY a box; imported ~200
+}
+
+#: A necessity not in this catalogue: CNY per canonical unit that no necessity is sold at.
+PRICE_CEILING_ANY_NECESSITY = 100_000.0
+
+#: Business type code -> English name, for rejection messages.
+BUSINESS_TYPE_NAME: dict[str, str] = {bt.code: bt.name_en for bt in BUSINESS_TYPES}

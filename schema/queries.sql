@@ -8,8 +8,9 @@ SELECT supplier_id, key_hash, NULL::timestamptz AS revoked_at
 FROM api_keys
 WHERE prefix = %(prefix)s AND (revoked_at IS NULL OR revoked_at > now());
 
+-- Who owns each active outlet, and its business type (plausibility ceilings, schema/catalogue.py).
 -- name: outlet_owners
-SELECT id, supplier_id FROM outlets WHERE active;
+SELECT id, supplier_id, business_type FROM outlets WHERE active;
 
 -- name: necessity_units
 SELECT code, unit FROM necessities;

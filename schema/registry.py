@@ -1,4 +1,4 @@
-"""A cached view of what validation needs from the database: outlet owners, catalogue units, SKU maps.
+"""A cached view of what validation needs from the database: outlet owners and types, units, SKU maps.
 
 `Registry.context` returns a validation `Context`. The cache refreshes every
 `ttl_s` seconds, and at most every `miss_refresh_s` seconds when a record names
@@ -38,6 +38,7 @@ class Registry:
         self._ttl_s = ttl_s
         self._miss_refresh_s = miss_refresh_s
         self._owners: dict[str, str] = {}
+        self._types: dict[str, str] = {}
         self._units: dict[str, str] = {}
         self._skus: dict[tuple[str, str], Sku] = {}
         self._loaded_at = float("-inf")
@@ -47,10 +48,9 @@ class Registry:
         async with self._lock:
             try:
                 async with transaction(self._pool) as conn:
-                    owners = {
-                        r["id"]: r["supplier_id"]
-                        for r in await (await conn.execute(QUERIES["outlet_owners"])).fetchall()
-                    }
+                    outlets = await (await conn.execute(QUERIES["outlet_owners"])).fetchall()
+                    owners = {r["id"]: r["supplier_id"] for r in outlets}
+                    types = {r["id"]: r["business_type"] for r in outlets}
                     units = {
                         r["code"]: r["unit"] for r in await (await conn.execute(QUERIES["necessity_units"])).fetchall()
                     }
@@ -61,7 +61,7 @@ class Registry:
             except DatabaseError as exc:
                 log.warning("registry refresh failed, keeping the last view: %s", exc)
                 return
-            self._owners, self._units, self._skus = owners, units, skus
+            self._owners, self._types, self._units, self._skus = owners, types, units, skus
             self._loaded_at = time.monotonic()
 
     async def refreshed_after_miss(self) -> bool:
@@ -87,4 +87,5 @@ class Registry:
             now=datetime.now(UTC),
             clock_skew=self._clock_skew,
             retention=self._retention,
+            outlet_type=self._types,
         )

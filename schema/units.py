@@ -8,11 +8,13 @@ Canonical units are kg (mass), L (volume) and piece (count). Accepted:
   the SKU's content; the record's unit is then a count (piece, bag, case…) of packs,
   or a plain mass/volume unit.
 
-A unit of another dimension than the necessity's is an error, never a guess.
+A unit of another dimension than the necessity's is an error, never a guess; so is
+a pack of no content (`0kg`): every factor is finite and positive.
 """
 
 from __future__ import annotations
 
+import math
 import re
 
 #: unit spelling (lower case) -> (canonical unit, factor to canonical)
@@ -61,7 +63,10 @@ def _known() -> str:
 
 
 def factor(unit: str, canonical: str) -> float:
-    """How many `canonical` units one `unit` is. Raises UnitError naming the unit."""
+    """How many `canonical` units one `unit` is: finite and positive. Raises UnitError naming the unit.
+
+    A pack of zero content (`0kg`, `0x550ml`) or of more digits than a float holds is an error.
+    """
     key = unit.strip().lower()
     entry = UNITS.get(key)
     if entry is None:
@@ -70,6 +75,9 @@ def factor(unit: str, canonical: str) -> float:
             raise UnitError(f"unknown unit {unit!r}; use one of {_known()}")
         dimension, per = UNITS[match["unit"]]
         entry = (dimension, float(match["count"] or 1) * float(match["size"]) * per)
+        if not 0.0 < entry[1] < math.inf:  # `0kg`, `0x550ml`, or more digits than a float holds
+            size = "positive" if entry[1] == 0.0 else "a number of sensible size"
+            raise UnitError(f"pack size must be {size}, got {unit!r}; check the unit column")
     dimension, per = entry
     if dimension != canonical:
         raise UnitError(f"unit {unit!r} measures {dimension}, but this necessity is counted in {canonical}")

@@ -18,6 +18,7 @@ Shapes:
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -28,6 +29,14 @@ import orjson
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator
 from typing_extensions import TypedDict
 
+from schema.catalogue import (
+    BUSINESS_TYPE_NAME,
+    PRICE_CEILING,
+    PRICE_CEILING_ANY_NECESSITY,
+    SOLD_24H_MULTIPLE,
+    STOCK_CEILING_ANY_NECESSITY,
+    STOCK_CEILINGS,
+)
 from schema.units import UnitError, factor, is_pack_word
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
@@ -41,11 +50,26 @@ def _aware(value: datetime | None) -> datetime | None:
     return value.replace(tzinfo=SHANGHAI) if value.tzinfo is None else value
 
 
+#: Text PostgreSQL can store: no NUL character. The free-text fields (`sku`, `message_id`, a report's
+#: `supplier_id` and `outlet_id`) carry it in the model, checked in pydantic-core; `outlet_id`,
+#: `necessity` and `unit` of a record never match the registry or a unit when they hold a NUL, so
+#: `_accept` names the NUL there, off the fast path.
+NO_NUL = r"^[^\x00]*$"
+_NUL_REASON = "contains a NUL character (\\x00), which cannot be stored; remove it"
+
 _Outlet = Field(min_length=1, max_length=64, description="the outlet's id in the registry; must be yours")
 _Necessity = Field(None, min_length=1, max_length=64, description="catalogue code, e.g. rice; or give `sku`")
-_Sku = Field(None, min_length=1, max_length=64, description="your SKU code, mapped to a necessity and pack size")
+_Sku = Field(
+    None,
+    min_length=1,
+    max_length=64,
+    pattern=NO_NUL,
+    description="your SKU code, mapped to a necessity and pack size",
+)
 _Unit = Field(min_length=1, max_length=32, description="kg, g, 斤, L, ml, piece, a pack such as 5kg or 12x550ml")
-_MessageId = Field(None, min_length=1, max_length=128, description="idempotency key; repeats are duplicates")
+_MessageId = Field(
+    None, min_length=1, max_length=128, pattern=NO_NUL, description="idempotency key; repeats are duplicates"
+)
 
 
 class _Record(BaseModel):
@@ -95,8 +119,10 @@ class _Report(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
     v: Literal[1] = 1
-    supplier_id: str = Field(min_length=1, max_length=64)
-    outlet_id: str = _Outlet
+    supplier_id: str = Field(min_length=1, max_length=64, pattern=NO_NUL)
+    outlet_id: str = Field(
+        min_length=1, max_length=64, pattern=NO_NUL, description="the outlet's id in the registry; must be yours"
+    )
     reported_at: datetime
     received_at: datetime | None = None
 
@@ -181,7 +207,14 @@ class Sku:
 
 @dataclass(frozen=True)
 class Context:
-    """What validation needs to know: catalogue units, outlet owners, SKU maps, the clock and its limits."""
+    """What validation needs to know: catalogue units, outlet owners, SKU maps, the clock and its limits.
+
+    Plausibility: a line's stock may not exceed `stock_ceiling[business type of its outlet]
+    [necessity]` (an outlet missing from `outlet_type`, or of a type without ceilings, is looked up
+    as type None), its sold_24h not `SOLD_24H_MULTIPLE` times that, a price not
+    `price_ceiling[necessity]`; a necessity without a ceiling there gets the catalogue's ceiling
+    for any necessity. Defaults: the catalogue's (schema/catalogue.py, where the reasoning is).
+    """
 
     units: Mapping[str, str]  # necessity code -> canonical unit
     outlet_owner: Mapping[str, str]  # outlet id -> supplier id
@@ -189,11 +222,16 @@ class Context:
     now: datetime = field(default_factory=lambda: datetime.now(UTC))
     clock_skew: timedelta = timedelta(minutes=5)
     retention: timedelta = timedelta(days=35)
+    outlet_type: Mapping[str, str] = field(default_factory=dict)  # outlet id -> business type code
+    stock_ceiling: Mapping[str | None, Mapping[str, float]] = field(default_factory=lambda: STOCK_CEILINGS)
+    price_ceiling: Mapping[str, float] = field(default_factory=lambda: PRICE_CEILING)
 
 
 def _field_error(exc: ValidationError) -> tuple[str, str]:
     first = exc.errors()[0]
     loc = ".".join(str(p) for p in first["loc"]) or "record"
+    if first["type"] == "string_pattern_mismatch" and (first.get("ctx") or {}).get("pattern") == NO_NUL:
+        return loc, _NUL_REASON
     return loc, first["msg"]
 
 
@@ -230,7 +268,14 @@ def _accept(
     window: _Window,
     line_key: str = "",
 ) -> Accepted | Rejection:
-    """Ownership, item, time window and unit: the line in canonical units, or why not. One call per line."""
+    """Text, ownership, item, time window, unit and plausibility: the line in canonical units, or why not.
+
+    One call per line; the last word on every line (validate_records' fast path accepts only what
+    this accepts, and a test holds the two together).
+    """
+    for name, text in (("outlet_id", outlet_id), ("necessity", necessity), ("unit", unit)):
+        if text is not None and "\x00" in text:
+            return Rejection(index, name, _NUL_REASON, outlet_id=None if name == "outlet_id" else outlet_id)
     owner = ctx.outlet_owner.get(outlet_id)
     if owner != supplier_id:
         if owner is None:
@@ -273,21 +318,74 @@ def _accept(
             f"{reported_at.isoformat()} is older than the {ctx.retention.days}-day retention",
             outlet_id=outlet_id,
         )
-    try:
-        if pack is not None and is_pack_word(unit):
+    if pack is not None and is_pack_word(unit):
+        try:
             per = pack.pack_quantity * factor(pack.pack_unit, canonical)
-        else:
+        except UnitError:
+            per = math.nan
+        if not 0.0 < per < math.inf:  # a map stored before its pack unit was checked as it is now
+            reason = f"SKU {sku!r} is mapped to a pack of {pack.pack_quantity:g} {pack.pack_unit}; fix the SKU map"
+            return Rejection(index, "sku", reason, outlet_id=outlet_id)
+    else:
+        try:
             per = factor(unit, canonical)
-            if len(_FACTORS) < 4096:  # a supplier inventing spellings cannot grow it without bound
-                _FACTORS[unit, canonical] = per
-    except UnitError as exc:
-        return Rejection(index, "unit", str(exc), outlet_id=outlet_id)
+        except UnitError as exc:
+            return Rejection(index, "unit", str(exc), outlet_id=outlet_id)
+        if len(_FACTORS) < 4096:  # a supplier inventing spellings cannot grow it without bound
+            _FACTORS[unit, canonical] = per
     if kind == "inventory":
-        sold = None if sold_24h is None else sold_24h * per
-        return Accepted(
-            index, outlet_id, necessity, amount * per, canonical, reported_at, sold, message_id, at, line_key
+        value = amount * per
+        ceiling = _ceilings_of(ctx, outlet_id).get(necessity, STOCK_CEILING_ANY_NECESSITY)
+        if not value <= ceiling:  # `not <=`: an overflow to inf (or 0 x inf = nan) is refused too
+            return _implausible(index, "quantity", amount, unit, value, canonical, ceiling, necessity, outlet_id, ctx)
+        sold = None
+        if sold_24h is not None:
+            sold = sold_24h * per
+            most = ceiling * SOLD_24H_MULTIPLE
+            if not sold <= most:
+                return _implausible(index, "sold_24h", sold_24h, unit, sold, canonical, most, necessity, outlet_id, ctx)
+        return Accepted(index, outlet_id, necessity, value, canonical, reported_at, sold, message_id, at, line_key)
+    value = amount / per
+    ceiling = ctx.price_ceiling.get(necessity, PRICE_CEILING_ANY_NECESSITY)
+    if not 0.0 < value <= ceiling:
+        return _implausible(index, "price", amount, unit, value, canonical, ceiling, necessity, outlet_id, ctx)
+    return Accepted(index, outlet_id, necessity, value, canonical, reported_at, None, message_id, at, line_key)
+
+
+def _ceilings_of(ctx: Context, outlet_id: str) -> Mapping[str, float]:
+    """Stock ceilings by necessity for the outlet's business type (unknown type: the type None's)."""
+    table = ctx.stock_ceiling.get(ctx.outlet_type.get(outlet_id))
+    return table if table is not None else ctx.stock_ceiling.get(None, {})
+
+
+def _implausible(
+    index: int,
+    name: str,
+    given: float,
+    unit: str,
+    value: float,
+    canonical: str,
+    limit: float,
+    necessity: str,
+    outlet_id: str,
+    ctx: Context,
+) -> Rejection:
+    """A number no outlet can have, said with what it came to in the canonical unit and the limit."""
+    kind = ctx.outlet_type.get(outlet_id)
+    holder = BUSINESS_TYPE_NAME.get(kind, kind) if kind is not None else "outlet"
+    if name == "price":
+        came_to = f"{value:.6g} CNY per {canonical}" if value > 0 else f"not a positive price per {canonical}"
+        reason = (
+            f"{given:g} CNY per {unit} of {necessity} is {came_to}; a price of {necessity} above "
+            f"{limit:g} CNY per {canonical} is not plausible; check the unit and the price column"
         )
-    return Accepted(index, outlet_id, necessity, amount / per, canonical, reported_at, None, message_id, at, line_key)
+    else:
+        verb, what = ("hold", "stock") if name == "quantity" else ("sell in 24 h", "sales")
+        reason = (
+            f"{given:g} {unit} of {necessity} is {value:.6g} {canonical}, more than any {holder} can {verb} "
+            f"({what} above {limit:g} {canonical} is not plausible); check the unit and the {name} column"
+        )
+    return Rejection(index, name, reason, outlet_id=outlet_id)
 
 
 def _row_schema(model: type[BaseModel]) -> Any:
@@ -381,33 +479,40 @@ def validate_records(
     parsed, bad = _parse_records(kind, rows)
     window = _Window.of(ctx)
     earliest, latest = window.earliest, window.latest
-    owners, units, factors = ctx.outlet_owner, ctx.units, _FACTORS
+    units, factors, sold_multiple = ctx.units, _FACTORS, SOLD_24H_MULTIPLE
     inventory = kind == "inventory"
     amount_field = "quantity" if inventory else "price"
+    floor = -1.0 if inventory else 0.0  # a stock may be 0 (a quantity is >= 0), a price may not
+    no_ceiling = -math.inf
+    limits_of = _OutletLimits(ctx, kind, supplier_id)
     good: list[Accepted] = []
     for index, rec, reported_at, at in parsed:
         get = rec.get
         outlet_id, necessity, unit, amount = rec["outlet_id"], get("necessity"), rec["unit"], rec[amount_field]
-        # The usual line (own outlet, catalogue necessity, a unit spelling seen before, in the window)
-        # is accepted here; anything else goes through _accept, which has the last word and the reasons.
+        # The usual line (own outlet, catalogue necessity, a unit spelling seen before, in the window,
+        # a plausible number) is accepted here; anything else goes through _accept, which has the
+        # last word and the reasons. A necessity without a ceiling reads as -inf: to _accept.
         if (
             necessity is not None
             and (canonical := units.get(necessity)) is not None
             and (per := factors.get((unit, canonical))) is not None
-            and owners.get(outlet_id) == supplier_id
+            and floor
+            < (value := amount * per if inventory else amount / per)
+            <= (ceiling := limits_of[outlet_id].get(necessity, no_ceiling))
             and earliest <= at <= latest
+            and ((sold := get("sold_24h")) is None or (sold := sold * per) <= ceiling * sold_multiple)
         ):
-            sold = get("sold_24h") if inventory else None
+            message_id = get("message_id")
             good.append(
                 Accepted(
                     index,
                     outlet_id,
                     necessity,
-                    amount * per if inventory else amount / per,
+                    value,
                     canonical,
                     reported_at,
-                    None if sold is None else sold * per,
-                    message_id := get("message_id"),
+                    sold,
+                    message_id,
                     at,
                     message_id or "",
                 )
@@ -437,6 +542,27 @@ def validate_records(
     if bad:
         bad.sort(key=lambda r: r.index)
     return good, bad
+
+
+class _OutletLimits(dict[str, Mapping[str, float]]):
+    """outlet id -> its ceilings by necessity if it is the supplier's, else {} (its lines go to `_accept`).
+
+    validate_records' fast path reads one entry per line: the ownership check and the outlet's
+    business type are looked up once per outlet in the batch, on the first miss.
+    """
+
+    def __init__(self, ctx: Context, kind: Kind, supplier_id: str) -> None:
+        super().__init__()
+        self._ctx, self._inventory, self._supplier = ctx, kind == "inventory", supplier_id
+
+    def __missing__(self, outlet_id: str) -> Mapping[str, float]:
+        ctx = self._ctx
+        if ctx.outlet_owner.get(outlet_id) != self._supplier:
+            limits: Mapping[str, float] = {}
+        else:
+            limits = _ceilings_of(ctx, outlet_id) if self._inventory else ctx.price_ceiling
+        self[outlet_id] = limits
+        return limits
 
 
 @dataclass(slots=True)

@@ -4,6 +4,8 @@ from datetime import UTC, datetime, timedelta
 
 import orjson
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from ingest import claims
 from schema.contract import (
@@ -273,3 +275,244 @@ def test_line_key_is_the_message_id_else_the_sku_else_empty() -> None:
     )
     _, lines, bad = validate_report("inventory", raw, SKU_CTX)
     assert bad == [] and [ln.line_key for ln in lines] == ["RICE-5KG", "m-2", ""]
+
+
+# ---------------------------------------------------------------- plausible numbers only (issue 8, point 6)
+
+TYPED = Context(
+    units={"rice": "kg", "milk": "L", "fever_medicine": "piece", "candles": "piece"},  # candles: no ceiling
+    outlet_owner={"O1": "s1", "C1": "s1", "P1": "s1", "U1": "s1", "W1": "s1", "O3": "s2"},
+    outlet_type={"O1": "supermarket", "C1": "convenience_store", "P1": "pharmacy", "W1": "wholesale_hall"},
+    skus={("s1", "RICE-5KG"): Sku("rice", 5, "kg"), ("s1", "BROKEN"): Sku("rice", 0, "kg")},
+    now=NOW,
+)
+AT = "2026-11-25T11:00:00+08:00"
+
+
+def through_both_paths(
+    kind: Kind, line: dict[str, object], outlet: str = "O1", ctx: Context = TYPED
+) -> list[tuple[str, str] | None]:
+    """The line's (field, reason) of rejection as a record over HTTP and as a report line on Kafka (None: accepted).
+
+    A report's field is named by its place in the message (`lines.0.sku`); only the last part is compared.
+    """
+    out: list[tuple[str, str] | None] = []
+    good, bad = validate_records(kind, [{"outlet_id": outlet, "reported_at": AT, **line}], ctx, "s1")
+    assert len(good) + len(bad) == 1
+    out.append((bad[0].field, bad[0].reason) if bad else None)
+    raw = orjson.dumps({"supplier_id": "s1", "outlet_id": outlet, "reported_at": AT, "lines": [line]})
+    _, lines, bad = validate_report(kind, raw, ctx)
+    assert len(lines) + len(bad) == 1
+    out.append((bad[0].field.rsplit(".", 1)[-1], bad[0].reason) if bad else None)
+    return out
+
+
+def stock(quantity: float, unit: str = "kg", necessity: str = "rice", **over: object) -> dict[str, object]:
+    return {"necessity": necessity, "quantity": quantity, "unit": unit, **over}
+
+
+@pytest.mark.parametrize(
+    ("line", "outlet", "field"),
+    [
+        (stock(5), "O\x001", "outlet_id"),
+        (stock(5, necessity="ri\x00ce"), "O1", "necessity"),
+        (stock(5, unit="k\x00g"), "O1", "unit"),
+        (stock(5, message_id="m\x00-1"), "O1", "message_id"),
+        ({"sku": "RICE\x00-5KG", "quantity": 5, "unit": "bag"}, "O1", "sku"),
+        (stock(5, sku="RICE\x00"), "O1", "sku"),  # beside a necessity too: on Kafka it would be the line's key
+    ],
+)
+def test_text_with_a_nul_is_rejected_naming_the_field(line: dict[str, object], outlet: str, field: str) -> None:
+    """PostgreSQL text cannot hold \\x00: a NUL anywhere a line's text is stored is that field's error."""
+    for rejection in through_both_paths("inventory", line, outlet):
+        assert rejection is not None
+        assert rejection[0] == field and "NUL character" in rejection[1] and "remove it" in rejection[1]
+
+
+def test_a_report_whose_supplier_id_holds_a_nul_is_refused_whole() -> None:
+    """The worker counts feed health per supplier_id, so it must be storable before anything else is read."""
+    raw = orjson.dumps({"supplier_id": "s\x001", "outlet_id": "O1", "reported_at": AT, "lines": [stock(5)]})
+    report, lines, bad = validate_report("inventory", raw, TYPED)
+    assert report is None and lines == []
+    assert [(b.index, b.field) for b in bad] == [(-1, "supplier_id")] and "NUL" in bad[0].reason
+
+
+@pytest.mark.parametrize("unit", ["0kg", "0 kg bag", "0x550ml", "12x0ml", "0.0斤"])
+@pytest.mark.parametrize("kind", ["inventory", "price"])
+def test_a_pack_of_no_content_is_a_unit_error(unit: str, kind: Kind) -> None:
+    line = stock(5, unit) if kind == "inventory" else {"necessity": "rice", "price": 5, "unit": unit}
+    if "ml" in unit:
+        line["necessity"] = "milk"
+    for rejection in through_both_paths(kind, line):
+        assert rejection is not None and rejection[0] == "unit"
+        assert "pack size must be positive" in rejection[1] and repr(unit) in rejection[1]
+
+
+def test_a_sku_mapped_to_an_empty_pack_is_the_sku_maps_error() -> None:
+    for rejection in through_both_paths("inventory", {"sku": "BROKEN", "quantity": 5, "unit": "bag"}):
+        assert rejection is not None and rejection[0] == "sku" and "fix the SKU map" in rejection[1]
+
+
+def test_a_pack_size_beyond_a_float_is_a_unit_error() -> None:
+    _, bad = validate_records("inventory", [rec(unit="9" * 30 + "t")], CTX, "s1")  # finite: 1e33 t
+    assert bad[0].field == "quantity"  # ... but no outlet holds 1e34 kg
+    from schema.units import factor
+
+    with pytest.raises(UnitError, match="pack size must be a number of sensible size"):
+        factor("9" * 400 + "kg", "kg")
+
+
+@pytest.mark.parametrize(
+    ("line", "field"),
+    [
+        (stock(1e308, "t"), "quantity"),  # overflows to inf in kg
+        (stock(6901234567890), "quantity"),  # a barcode pasted into the quantity column
+        (stock(50_000, "5kg bag"), "quantity"),  # 250 t of rice in one supermarket
+        (stock(100, sold_24h=1e308, unit="t"), "sold_24h"),
+        (stock(100, sold_24h=700_000), "sold_24h"),  # more than 3 x the ceiling in a day
+    ],
+)
+def test_a_number_no_outlet_can_hold_is_rejected_saying_what_to_check(line: dict[str, object], field: str) -> None:
+    for rejection in through_both_paths("inventory", line):
+        assert rejection is not None and rejection[0] == field
+        assert "supermarket" in rejection[1] and f"check the unit and the {field} column" in rejection[1]
+
+
+@pytest.mark.parametrize(
+    ("outlet", "line", "accepted"),
+    [
+        ("O1", stock(150_000), True),  # 150 t of rice: a hypermarket stockpiling, far-fetched but possible
+        ("O1", stock(300_000, "斤"), True),  # the same in jin: the ceiling is in the canonical unit
+        ("O1", stock(200_001), False),
+        ("C1", stock(5_000), True),
+        ("C1", stock(15_000), False),  # 15 t of rice in a convenience store
+        ("P1", stock(15_000, "piece", "fever_medicine"), True),  # a pharmacy's own trade
+        ("P1", stock(25_000, "盒", "fever_medicine"), False),
+        ("C1", stock(1_500, "piece", "fever_medicine"), False),  # a convenience store is no pharmacy
+        ("U1", stock(150_000), True),  # business type unknown: the largest format's ceiling
+        ("W1", stock(150_000), True),  # a type the ceilings do not name: likewise
+        ("W1", stock(200_001), False),
+        ("O1", stock(900_000, "piece", "candles"), True),  # no ceiling for candles: the one for anything
+        ("O1", stock(1_000_001, "piece", "candles"), False),
+        ("O1", stock(0), True),  # sold out is a stock
+    ],
+)
+def test_stock_ceilings_are_per_business_type_and_necessity(
+    outlet: str, line: dict[str, object], accepted: bool
+) -> None:
+    for rejection in through_both_paths("inventory", line, outlet):
+        assert (rejection is None) == accepted, rejection
+        if rejection is not None:
+            assert rejection[0] == "quantity" and "check the unit and the quantity column" in rejection[1]
+    if outlet == "C1" and not accepted:
+        assert "convenience store" in (through_both_paths("inventory", line, outlet)[0] or ("", ""))[1]
+
+
+@pytest.mark.parametrize(
+    ("line", "accepted"),
+    [
+        ({"necessity": "rice", "price": 6.5, "unit": "kg"}, True),
+        ({"necessity": "rice", "price": 3, "unit": "斤"}, True),
+        ({"necessity": "rice", "price": 3, "unit": "g"}, False),  # 3,000 CNY/kg: the price of a kg, per g
+        ({"necessity": "rice", "price": 6500, "unit": "t"}, True),  # a price per tonne, said so, is 6.5/kg
+        ({"necessity": "fever_medicine", "price": 2_500, "unit": "piece"}, False),
+        ({"necessity": "rice", "price": 1e308, "unit": "g"}, False),  # overflows to inf per kg
+        ({"necessity": "rice", "price": 1e-320, "unit": "999999999t"}, False),  # underflows to 0 per kg
+        ({"necessity": "candles", "price": 99_999, "unit": "piece"}, True),
+        ({"necessity": "candles", "price": 100_001, "unit": "piece"}, False),
+    ],
+)
+def test_price_ceilings_are_per_necessity(line: dict[str, object], accepted: bool) -> None:
+    for rejection in through_both_paths("price", line):
+        assert (rejection is None) == accepted, rejection
+        if rejection is not None:
+            assert rejection[0] == "price" and "check the unit and the price column" in rejection[1]
+
+
+def test_ceilings_come_from_the_context() -> None:
+    tight = Context(
+        units=TYPED.units,
+        outlet_owner=TYPED.outlet_owner,
+        outlet_type=TYPED.outlet_type,
+        now=NOW,
+        stock_ceiling={"supermarket": {"rice": 10.0}, None: {"rice": 20.0}},
+        price_ceiling={"rice": 1.0},
+    )
+    assert through_both_paths("inventory", stock(15), "O1", tight)[0] is not None
+    assert through_both_paths("inventory", stock(15), "U1", tight) == [None, None]
+    assert through_both_paths("price", {"necessity": "rice", "price": 2, "unit": "kg"}, "O1", tight)[0] is not None
+
+
+def test_the_catalogue_names_a_ceiling_for_every_necessity_and_business_type() -> None:
+    from schema.catalogue import BUSINESS_TYPES, NECESSITIES, PRICE_CEILING, STOCK_CEILINGS
+
+    codes = {n.code for n in NECESSITIES}
+    assert set(PRICE_CEILING) == codes
+    assert set(STOCK_CEILINGS) == {None, *(bt.code for bt in BUSINESS_TYPES)}
+    assert all(set(table) == codes for table in STOCK_CEILINGS.values())
+    assert all(0 < c <= STOCK_CEILINGS[None][n] for table in STOCK_CEILINGS.values() for n, c in table.items())
+
+
+_AGREE_UNITS = ["kg", "kg", "斤", "g", "t", "5kg", "5 kg bag", "0kg", "L", "12x550ml", "piece", "盒", "bag", "barrel"]
+
+
+@st.composite
+def _rows(draw: st.DrawFn) -> dict[str, object]:
+    row: dict[str, object] = {
+        "outlet_id": draw(st.sampled_from(["O1", "O1", "C1", "P1", "U1", "W1", "O3", "O9"])),
+        "unit": draw(st.sampled_from(_AGREE_UNITS)),
+        "quantity": draw(
+            st.one_of(
+                st.sampled_from([0, 1, 5_000, 10_000, 10_000.000001, 200_000, 200_001, 1e6, 6901234567890, 1e308]),
+                st.floats(0, 1000),
+                st.floats(0, 1e7),
+            )
+        ),
+        "reported_at": draw(
+            st.sampled_from([AT, AT, AT, "2026-11-25T12:04:00+08:00", "2026-11-25T12:06:00+08:00", "2026-10-01T00:00Z"])
+        ),
+    }
+    if draw(st.integers(0, 4)):  # mostly a necessity, so that many lines are accepted
+        row["necessity"] = draw(st.sampled_from(["rice", "rice", "milk", "fever_medicine", "candles", "caviar"]))
+    if draw(st.integers(0, 4)) == 0:
+        row["sku"] = draw(st.sampled_from(["RICE-5KG", "BROKEN", "NOPE"]))
+    if draw(st.booleans()):
+        row["sold_24h"] = draw(st.sampled_from([0, 10, 599_999, 600_001, 1e308]))
+    if draw(st.booleans()):
+        row["message_id"] = draw(st.sampled_from(["m-1", "m-2", "x" * 20]))
+    return row
+
+
+@settings(max_examples=300, deadline=None, derandomize=True, database=None)
+@given(st.lists(_rows(), min_size=1, max_size=12))
+def test_the_fast_path_agrees_with_accept(rows: list[dict[str, object]]) -> None:
+    """validate_records accepts the usual line without calling _accept; what it says must be _accept's word."""
+    from schema.contract import _accept, _parse_records, _Window
+
+    for kind in ("inventory", "price"):
+        batch = rows if kind == "inventory" else [{**r, "price": r["quantity"]} for r in rows]
+        parsed, _ = _parse_records(kind, batch)
+        window = _Window.of(TYPED)
+        expected = [
+            _accept(
+                kind,
+                index,
+                "s1",
+                fields["outlet_id"],
+                fields.get("necessity"),
+                fields.get("sku"),
+                fields["unit"],
+                fields["quantity" if kind == "inventory" else "price"],
+                fields.get("sold_24h"),
+                fields.get("message_id"),
+                reported_at,
+                TYPED,
+                window,
+                fields.get("message_id") or "",
+            )
+            for index, fields, reported_at, _ in parsed
+        ]
+        for _ in range(2):  # the second time every unit spelling is in the factor cache: the fast path
+            good, bad = validate_records(kind, batch, TYPED, "s1")
+            got = {r.index: r for r in [*good, *bad] if r.index in {i for i, *_ in parsed}}
+            assert [got[e.index] for e in expected] == expected
