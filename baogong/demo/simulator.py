@@ -2,9 +2,16 @@
 
 Each outlet of a business type that carries necessities reports all of them
 at once. Stock is sized so every circle holds `normal_days` of supply of each
-necessity (varying a little by circle and outlet), and drifts a few percent
+necessity (varying a little by circle and outlet; a supermarket holds about
+ten times a convenience store, `SIZE`), and drifts a few percent
 between reports. Vegetable markets report mass in 斤 (jin), as stall keepers
 do; everyone else in kg/L/pieces.
+
+Every line carries `sold_24h`: the outlet's share of its home circle's daily
+demand (population x per-capita consumption), varying a few percent between
+reports. People keep buying at that rate when a delivery fails, so the
+workers' observed demand (streams/levels.py) stays put while stock falls, and
+days of supply fall with it.
 
 The scenario: from `short_from_s` to `short_until_s` after the start, every
 outlet serving `circle_id` holds only `short_fraction` of its usual
@@ -25,6 +32,9 @@ from schema.catalogue import CARRIES, NECESSITY_BY_CODE
 from schema.demo_city import DemoCity
 
 MASS_IN_JIN = {"vegetable_market"}
+#: How much an outlet holds relative to a convenience store: a supermarket's back room holds
+#: ten times a kiosk's shelf, so a circle's silent supermarkets leave most of its stock unconfirmed.
+SIZE = {"supermarket": 10.0, "vegetable_market": 6.0, "fresh_food_store": 2.0}
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,21 +58,25 @@ class Simulator:
         population = {c.id: 0 for c in city.circles}
         for community in city.communities:
             population[community.circle_id] += community.population
-        carriers: dict[tuple[str, str], int] = defaultdict(int)
+        carriers: dict[tuple[str, str], float] = defaultdict(float)
         self.outlets = [o for o in city.outlets if o.business_type in CARRIES]
         for o in self.outlets:
             for n in CARRIES[o.business_type]:
-                carriers[(o.circle_ids[0], n)] += 1
+                carriers[(o.circle_ids[0], n)] += SIZE.get(o.business_type, 1.0)
         circle_days = {c.id: normal_days * (0.85 + 0.3 * self._rng.random()) for c in city.circles}
-        # Each outlet's usual stock: its home circle's days of supply shared among the circle's carriers.
+        # Each outlet's usual stock: its home circle's days of supply shared among the circle's carriers
+        # by their size.
         self.base: dict[tuple[str, str], float] = {}
+        self.daily: dict[tuple[str, str], float] = {}
         for o in self.outlets:
             home = o.circle_ids[0]
             for n in CARRIES[o.business_type]:
                 spec = NECESSITY_BY_CODE[n]
                 days = max(circle_days[home], spec.watch_days * 1.3)  # a normal day is comfortably OK
                 need = population[home] * spec.per_capita_daily * days
-                self.base[(o.id, n)] = need / carriers[(home, n)] * (0.7 + 0.6 * self._rng.random())
+                share = SIZE.get(o.business_type, 1.0) / carriers[(home, n)]
+                self.base[(o.id, n)] = need * share * (0.7 + 0.6 * self._rng.random())
+                self.daily[(o.id, n)] = self.base[(o.id, n)] / days  # what its customers buy in a day
 
     def records(self, elapsed_s: float, now: datetime) -> dict[str, list[dict[str, Any]]]:
         """One full round of reports at `now`, as API records grouped by supplier."""
@@ -74,8 +88,9 @@ class Simulator:
                 unit = NECESSITY_BY_CODE[n].unit
                 qty = self.base[(o.id, n)] * drift * self.scenario.factor(elapsed_s, o.circle_ids, n)
                 qty *= 0.98 + 0.04 * self._rng.random()
+                sold = self.daily[(o.id, n)] * (0.97 + 0.06 * self._rng.random())
                 if unit == "kg" and o.business_type in MASS_IN_JIN:
-                    unit, qty = "斤", qty * 2
+                    unit, qty, sold = "斤", qty * 2, sold * 2
                 out[o.supplier_id].append(
                     {
                         "outlet_id": o.id,
@@ -83,7 +98,7 @@ class Simulator:
                         "quantity": round(qty, 1),
                         "unit": unit,
                         "reported_at": stamp,
-                        "sold_24h": round(qty / 10, 1),
+                        "sold_24h": round(sold, 1),
                     }
                 )
         return out
