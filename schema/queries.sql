@@ -51,38 +51,95 @@ DELETE FROM ingest_claims WHERE seen_at < now() - make_interval(hours => %(hours
 
 -- ---------------------------------------------------------------- streams: sink
 
+-- The worker writes a batch in ONE transaction: it locks the batch's partitions
+-- in stream_offsets (a second worker writing the same partitions during a
+-- rebalance waits, then sees this one's offsets), skips messages below their
+-- next_offset (written before: not written or counted again), writes the rows
+-- (each attempt under a savepoint, so a row the database refuses is isolated
+-- without losing the others), adds feed health, and moves the offsets on.
+
+-- name: ensure_stream_offsets
+INSERT INTO stream_offsets (topic, partition, next_offset)
+SELECT t, p, 0 FROM unnest(%(topics)s::text[], %(partitions)s::int[]) AS u(t, p)
+ORDER BY t, p
+ON CONFLICT (topic, partition) DO NOTHING;
+
+-- name: lock_stream_offsets
+SELECT s.topic, s.partition, s.next_offset
+FROM stream_offsets s
+JOIN unnest(%(topics)s::text[], %(partitions)s::int[]) AS u(t, p) ON s.topic = u.t AND s.partition = u.p
+ORDER BY s.topic, s.partition
+FOR UPDATE OF s;
+
+-- What is written already, without a lock (the worker's cheap check before validating a batch).
+-- name: stream_offsets
+SELECT s.topic, s.partition, s.next_offset
+FROM stream_offsets s
+JOIN unnest(%(topics)s::text[], %(partitions)s::int[]) AS u(t, p) ON s.topic = u.t AND s.partition = u.p;
+
+-- Offsets only move forward.
+-- name: advance_stream_offsets
+INSERT INTO stream_offsets (topic, partition, next_offset, message_at, written_at)
+SELECT t, p, n, m, now()
+FROM unnest(%(topics)s::text[], %(partitions)s::int[], %(next_offsets)s::bigint[], %(message_ats)s::timestamptz[])
+    AS u(t, p, n, m)
+ON CONFLICT (topic, partition) DO UPDATE
+SET next_offset = EXCLUDED.next_offset, message_at = EXCLUDED.message_at, written_at = EXCLUDED.written_at
+WHERE stream_offsets.next_offset <= EXCLUDED.next_offset;
+
 -- name: create_report_staging
-CREATE TEMP TABLE IF NOT EXISTS report_staging (
-    reported_at timestamptz, outlet_id text, necessity text, quantity double precision,
+CREATE TEMP TABLE IF NOT EXISTS report_line_staging (
+    reported_at timestamptz, outlet_id text, necessity text, line_key text, quantity double precision,
     sold_24h double precision, supplier_id text, message_id text, received_at timestamptz
 ) ON COMMIT DELETE ROWS;
 
+-- name: clear_report_staging
+TRUNCATE report_line_staging;
+
 -- name: copy_report_staging
-COPY report_staging (reported_at, outlet_id, necessity, quantity, sold_24h, supplier_id, message_id, received_at)
+COPY report_line_staging (reported_at, outlet_id, necessity, line_key, quantity, sold_24h, supplier_id, message_id,
+                          received_at)
 FROM STDIN;
 
+-- One row per (outlet, necessity, reported_at, line_key) in the staging table
+-- (the sink sums a message's lines sharing a key, and keeps the first of a key
+-- repeated across messages); answers the keys that were new.
 -- name: insert_reports_from_staging
-INSERT INTO outlet_reports (reported_at, outlet_id, necessity, quantity, sold_24h, supplier_id, message_id, received_at)
-SELECT reported_at, outlet_id, necessity, quantity, sold_24h, supplier_id, message_id, received_at
-FROM report_staging
-ON CONFLICT (outlet_id, necessity, reported_at) DO NOTHING;
+INSERT INTO outlet_reports (reported_at, outlet_id, necessity, line_key, quantity, sold_24h, supplier_id, message_id,
+                            received_at)
+SELECT reported_at, outlet_id, necessity, line_key, quantity, sold_24h, supplier_id, message_id, received_at
+FROM report_line_staging
+ON CONFLICT (outlet_id, necessity, reported_at, line_key) DO NOTHING
+RETURNING outlet_id, necessity, reported_at, line_key;
 
--- A newer reported_at wins; a late, older report never overwrites a newer level.
+-- An outlet's stock of a necessity is the sum of all its stored lines at its
+-- newest reported_at (a report split over several messages adds up; the same
+-- reported_at again re-sums the same rows); a late, older report never
+-- overwrites a newer one.
 -- name: upsert_stock_from_staging
+WITH newest AS (
+    SELECT outlet_id, necessity, max(reported_at) AS reported_at
+    FROM report_line_staging
+    GROUP BY outlet_id, necessity
+)
 INSERT INTO outlet_stock (outlet_id, necessity, quantity, sold_24h, reported_at, updated_at)
-SELECT DISTINCT ON (outlet_id, necessity) outlet_id, necessity, quantity, sold_24h, reported_at, now()
-FROM report_staging
-ORDER BY outlet_id, necessity, reported_at DESC
+SELECT r.outlet_id, r.necessity, sum(r.quantity), sum(r.sold_24h), r.reported_at, now()
+FROM newest n
+JOIN outlet_reports r ON r.outlet_id = n.outlet_id AND r.necessity = n.necessity AND r.reported_at = n.reported_at
+GROUP BY r.outlet_id, r.necessity, r.reported_at
 ON CONFLICT (outlet_id, necessity) DO UPDATE
 SET quantity = EXCLUDED.quantity, sold_24h = EXCLUDED.sold_24h,
     reported_at = EXCLUDED.reported_at, updated_at = EXCLUDED.updated_at
-WHERE outlet_stock.reported_at < EXCLUDED.reported_at;
+WHERE outlet_stock.reported_at <= EXCLUDED.reported_at;
 
 -- name: create_price_staging
 CREATE TEMP TABLE IF NOT EXISTS price_staging (
     reported_at timestamptz, outlet_id text, necessity text, price double precision,
     supplier_id text, message_id text, received_at timestamptz
 ) ON COMMIT DELETE ROWS;
+
+-- name: clear_price_staging
+TRUNCATE price_staging;
 
 -- name: copy_price_staging
 COPY price_staging (reported_at, outlet_id, necessity, price, supplier_id, message_id, received_at) FROM STDIN;
@@ -91,7 +148,8 @@ COPY price_staging (reported_at, outlet_id, necessity, price, supplier_id, messa
 INSERT INTO prices (reported_at, outlet_id, necessity, price, supplier_id, message_id, received_at)
 SELECT reported_at, outlet_id, necessity, price, supplier_id, message_id, received_at
 FROM price_staging
-ON CONFLICT (outlet_id, necessity, reported_at) DO NOTHING;
+ON CONFLICT (outlet_id, necessity, reported_at) DO NOTHING
+RETURNING outlet_id, necessity, reported_at;
 
 -- Feed health: one row per supplier, minute and path; counts only grow.
 -- name: add_feed_health

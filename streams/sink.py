@@ -1,10 +1,32 @@
-"""Batched, idempotent writes of report lines to the database.
+"""Batched, exactly-once-in-effect writes of report messages to the database.
 
-`ReportSink.write` blocks (asynchronously) until the batch is committed, and
-retries a database outage with back-off for as long as it takes: the caller
-acknowledges the Kafka offsets only after `write` returns, so a crash or an
-outage loses nothing, and a redelivered batch is a no-op (outlet_reports has a
-primary key; outlet_stock only moves forward in reported_at).
+`ReportSink.write` commits one batch of messages in ONE transaction: their
+rows, their feed-health counts, and their partitions' `stream_offsets`. It
+locks those partitions' offsets first and drops every message below the
+stored `next_offset` (written and counted before: a redelivery, or another
+worker's write during a rebalance), so a message is written and counted at
+most once however often Kafka delivers it; Kafka's own commit comes after and
+only saves work.
+
+Rows:
+* inventory: the lines of one message that share a key (outlet, necessity,
+  reported_at, line_key) are summed into one row (two pack sizes of rice are
+  one stock); a key repeated in a later message of the batch, or already
+  stored, is a duplicate. `outlet_stock` becomes the sum of an outlet's rows
+  at its newest reported_at; an older report never overwrites a newer one.
+* prices: one row per (outlet, necessity, reported_at); the first wins.
+
+Failure contract:
+* the database unreachable (`DatabaseUnavailable`, incl. deadlocks and
+  timeouts): the whole batch is retried with back-off (capped at
+  `max_backoff_s`) for as long as it takes; `write` does not return meanwhile.
+* the database or our code refusing rows: each write attempt runs under a
+  savepoint, `streams.batch.isolate` splits around the refused rows, the
+  others are written; `on_refused(message, row, exc)` is awaited for each
+  refused row BEFORE the transaction commits (it dead-letters the row; if it
+  raises, nothing commits and the exception propagates). A row refused once
+  is not attempted again when an outage makes the batch start over.
+* anything else propagates with nothing committed.
 """
 
 from __future__ import annotations
@@ -12,80 +34,300 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
+import psycopg
 from psycopg_pool import AsyncConnectionPool
 
-from schema.contract import Accepted
-from schema.db import QUERIES, DatabaseUnavailable, transaction
+from schema.contract import Accepted, Kind
+from schema.db import QUERIES, DatabaseUnavailable, Row, transaction, translate
+from schema.feed import FeedCounts, add_feed_health
+from streams.batch import PoisonLimit, isolate
 
 log = logging.getLogger(__name__)
 
+#: (topic, partition)
+TopicPartition = tuple[str, int]
+
 
 @dataclass(frozen=True, slots=True)
+class Position:
+    """Where a message sits in Kafka; `timestamp` is the broker's (None when the broker gave none)."""
+
+    topic: str
+    partition: int
+    offset: int
+    timestamp: datetime | None = None
+
+    @property
+    def tp(self) -> TopicPartition:
+        return (self.topic, self.partition)
+
+
+@dataclass(slots=True)
 class SinkRow:
+    """One row to store: `line` is the sum of the `lines` report lines of one message that share its key."""
+
     supplier_id: str
     received_at: datetime
     line: Accepted
+    lines: int = 1
+
+
+@dataclass(slots=True)
+class MessageWrite:
+    """What one Kafka message asks of the sink: its rows, and its validation counts (rejected, dead-lettered).
+
+    `counts.accepted` and `counts.duplicates` are the sink's to fill; `payload`
+    is the message's raw value, for dead letters.
+    """
+
+    position: Position
+    supplier_id: str
+    rows: list[SinkRow] = field(default_factory=list)
+    counts: FeedCounts = field(default_factory=FeedCounts)
+    payload: bytes | None = None
+
+
+@dataclass
+class BatchResult:
+    """What a batch did: messages skipped as written before, rows new / duplicate / refused, counts per supplier."""
+
+    skipped: int = 0
+    new: int = 0
+    duplicates: int = 0
+    refused: int = 0
+    counts: dict[str, FeedCounts] = field(default_factory=dict)
+
+
+OnRefused = Callable[[MessageWrite, SinkRow, Exception], Awaitable[None]]
+
+
+def keyed_rows(kind: Kind, supplier_id: str, received_at: datetime, lines: Sequence[Accepted]) -> list[SinkRow]:
+    """One message's accepted lines as rows: inventory lines sharing a key (`row_key`) summed, in order.
+
+    (The lines of one report share outlet and reported_at.) Quantities add up,
+    and so do sold_24h (a line without sold_24h adds nothing; the row has none
+    only when none of its lines had one); the first line's index and
+    message_id stay. Price lines are not summed (one price per row).
+    """
+    if kind != "inventory":
+        return [SinkRow(supplier_id, received_at, ln) for ln in lines]
+    rows: dict[tuple[Any, ...], SinkRow] = {}
+    for ln in lines:
+        key = row_key(kind, ln)
+        row = rows.get(key)
+        if row is None:
+            rows[key] = SinkRow(supplier_id, received_at, ln)
+            continue
+        first = row.line
+        sold = first.sold_24h if ln.sold_24h is None else (first.sold_24h or 0.0) + ln.sold_24h
+        row.line = Accepted(
+            first.index,
+            first.outlet_id,
+            first.necessity,
+            first.amount + ln.amount,
+            first.unit,
+            first.reported_at,
+            sold,
+            first.message_id,
+            first.at,
+            first.line_key,
+        )
+        row.lines += 1
+    return list(rows.values())
+
+
+def row_key(kind: Kind, line: Accepted) -> tuple[Any, ...]:
+    """The stored row's primary key: (outlet, necessity, reported_at[, line_key])."""
+    if kind == "inventory":
+        return (line.outlet_id, line.necessity, line.reported_at, line.line_key)
+    return (line.outlet_id, line.necessity, line.reported_at)
+
+
+def _is_refusal(exc: Exception) -> bool:
+    """The database (or our code) refused the rows, as opposed to the database being away."""
+    if isinstance(exc, DatabaseUnavailable):
+        return False
+    if isinstance(exc, psycopg.Error):
+        return not isinstance(translate(exc), DatabaseUnavailable)
+    return True
+
+
+Pair = tuple[MessageWrite, SinkRow]
 
 
 class ReportSink:
-    def __init__(self, pool: AsyncConnectionPool, *, max_backoff_s: float = 30.0) -> None:
+    def __init__(self, pool: AsyncConnectionPool[Any], *, max_backoff_s: float = 30.0) -> None:
         self._pool = pool
         self._max_backoff_s = max_backoff_s
 
-    async def write(self, rows: Sequence[SinkRow]) -> int:
-        """Commit stock `rows` to outlet_reports and outlet_stock; retries outages until it succeeds.
+    async def written(self, positions: Sequence[Position]) -> dict[TopicPartition, int]:
+        """The stored next_offset of each partition among `positions` (absent: nothing written yet).
 
-        Returns how many rows were new (the rest were duplicates of rows already stored).
+        An unlocked read, to skip redelivered messages before validating them;
+        `write` checks again under a lock. Retries outages like `write`.
         """
-        return await self._retrying(self._write_stock, rows)
-
-    async def write_prices(self, rows: Sequence[SinkRow]) -> int:
-        """Commit price `rows` to prices; retries outages until it succeeds. Returns how many were new."""
-        return await self._retrying(self._write_prices, rows)
-
-    async def _retrying(self, write: Callable[[Sequence[SinkRow]], Awaitable[int]], rows: Sequence[SinkRow]) -> int:
-        if not rows:
-            return 0
+        if not positions:
+            return {}
+        params = _tp_params(sorted({p.tp for p in positions}))
         backoff = 0.5
         while True:
             try:
-                return await write(rows)
+                async with transaction(self._pool) as conn, conn.cursor() as cur:
+                    await cur.execute(QUERIES["stream_offsets"], params)
+                    return {(r["topic"], r["partition"]): r["next_offset"] for r in await cur.fetchall()}
             except DatabaseUnavailable as exc:
-                log.warning("database unavailable, retrying %d rows in %.1fs: %s", len(rows), backoff, exc)
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, self._max_backoff_s)
+                backoff = await self._wait(backoff, exc, "read written offsets")
 
-    async def _write_stock(self, rows: Sequence[SinkRow]) -> int:
+    async def write(
+        self,
+        kind: Kind,
+        messages: Sequence[MessageWrite],
+        on_refused: OnRefused,
+        limit: PoisonLimit | None = None,
+    ) -> BatchResult:
+        """Commit `messages` (in Kafka order) with their rows, feed health and offsets; see the module contract.
+
+        Blocks until committed (retrying outages). Returns what was done.
+        `limit` sees every written part and refused row (`streams.batch.isolate`);
+        its `PoisonFlood` propagates with nothing committed.
+        """
+        if not messages:
+            return BatchResult()
+        refused_before: dict[int, Exception] = {}
+        backoff = 0.5
+        while True:
+            try:
+                return await self._write(kind, messages, on_refused, refused_before, limit)
+            except DatabaseUnavailable as exc:
+                backoff = await self._wait(backoff, exc, f"write {len(messages)} messages")
+
+    async def _wait(self, backoff: float, exc: Exception, what: str) -> float:
+        log.warning("database unavailable, will %s again in %.1fs: %s", what, backoff, exc)
+        await asyncio.sleep(backoff)
+        return min(backoff * 2, self._max_backoff_s)
+
+    async def _write(
+        self,
+        kind: Kind,
+        messages: Sequence[MessageWrite],
+        on_refused: OnRefused,
+        refused_before: dict[int, Exception],
+        limit: PoisonLimit | None,
+    ) -> BatchResult:
+        result = BatchResult()
         async with transaction(self._pool) as conn, conn.cursor() as cur:
-            await cur.execute(QUERIES["create_report_staging"])
-            async with cur.copy(QUERIES["copy_report_staging"]) as copy:
-                for r in rows:
-                    ln = r.line
-                    await copy.write_row(
-                        (
-                            ln.reported_at,
-                            ln.outlet_id,
-                            ln.necessity,
-                            ln.amount,
-                            ln.sold_24h,
-                            r.supplier_id,
-                            ln.message_id,
-                            r.received_at,
+            params = _tp_params(sorted({m.position.tp for m in messages}))
+            await cur.execute(QUERIES["ensure_stream_offsets"], params)
+            await cur.execute(QUERIES["lock_stream_offsets"], params)
+            done = {(r["topic"], r["partition"]): r["next_offset"] for r in await cur.fetchall()}
+            kept = [m for m in messages if m.position.offset >= done.get(m.position.tp, 0)]
+            result.skipped = len(messages) - len(kept)
+            if not kept:
+                return result
+
+            pending: list[Pair] = []
+            repeats: list[Pair] = []
+            refused: list[tuple[Pair, Exception]] = []
+            seen: set[tuple[Any, ...]] = set()
+            for m in kept:
+                for row in m.rows:
+                    key = row_key(kind, row.line)
+                    if id(row) in refused_before:
+                        refused.append(((m, row), refused_before[id(row)]))
+                    elif key in seen:
+                        repeats.append((m, row))  # the same key earlier in this batch: the first wins
+                    else:
+                        seen.add(key)
+                        pending.append((m, row))
+
+            await cur.execute(QUERIES["create_report_staging" if kind == "inventory" else "create_price_staging"])
+
+            async def attempt(part: Sequence[Pair]) -> set[tuple[Any, ...]]:
+                return await self._attempt(conn, kind, part)
+
+            done_parts = await isolate(pending, attempt, is_refusal=_is_refusal, limit=limit)
+            for pair, exc in done_parts.refused:
+                await on_refused(pair[0], pair[1], exc)
+                refused_before[id(pair[1])] = exc
+                refused.append((pair, exc))
+            new_keys: set[tuple[Any, ...]] = set()
+            for _, keys in done_parts.written:
+                new_keys |= keys
+
+            counts = result.counts
+            for m in kept:
+                c = counts.setdefault(m.supplier_id, FeedCounts())
+                c.rejected += m.counts.rejected
+                c.dead_lettered += m.counts.dead_lettered
+            for m, row in pending:
+                if id(row) in refused_before:
+                    continue
+                if row_key(kind, row.line) in new_keys:
+                    counts[m.supplier_id].accepted += row.lines
+                    result.new += 1
+                else:
+                    counts[m.supplier_id].duplicates += row.lines
+                    result.duplicates += 1
+            for m, row in repeats:
+                counts[m.supplier_id].duplicates += row.lines
+                result.duplicates += 1
+            for (m, row), _ in refused:
+                counts[m.supplier_id].rejected += row.lines
+                counts[m.supplier_id].dead_lettered += 1
+                result.refused += 1
+
+            for supplier, c in counts.items():
+                await add_feed_health(cur, supplier, "kafka", c)
+            last: dict[TopicPartition, Position] = {}
+            for m in kept:
+                p = m.position
+                if p.tp not in last or p.offset > last[p.tp].offset:
+                    last[p.tp] = p
+            tps = sorted(last)
+            await cur.execute(
+                QUERIES["advance_stream_offsets"],
+                {
+                    **_tp_params(tps),
+                    "next_offsets": [last[tp].offset + 1 for tp in tps],
+                    "message_ats": [last[tp].timestamp for tp in tps],
+                },
+            )
+        return result
+
+    async def _attempt(
+        self, conn: psycopg.AsyncConnection[Row], kind: Kind, part: Sequence[Pair]
+    ) -> set[tuple[Any, ...]]:
+        """Write `part` under a savepoint (all or nothing); returns the keys of the rows that were new."""
+        async with conn.transaction(), conn.cursor() as cur:
+            if kind == "inventory":
+                await cur.execute(QUERIES["clear_report_staging"])
+                async with cur.copy(QUERIES["copy_report_staging"]) as copy:
+                    for _, r in part:
+                        ln = r.line
+                        await copy.write_row(
+                            (
+                                ln.reported_at,
+                                ln.outlet_id,
+                                ln.necessity,
+                                ln.line_key,
+                                ln.amount,
+                                ln.sold_24h,
+                                r.supplier_id,
+                                ln.message_id,
+                                r.received_at,
+                            )
                         )
-                    )
-            await cur.execute(QUERIES["insert_reports_from_staging"])
-            inserted = cur.rowcount
-            await cur.execute(QUERIES["upsert_stock_from_staging"])
-            return inserted
-
-    async def _write_prices(self, rows: Sequence[SinkRow]) -> int:
-        async with transaction(self._pool) as conn, conn.cursor() as cur:
-            await cur.execute(QUERIES["create_price_staging"])
+                await cur.execute(QUERIES["insert_reports_from_staging"])
+                new = {(x["outlet_id"], x["necessity"], x["reported_at"], x["line_key"]) for x in await cur.fetchall()}
+                await cur.execute(QUERIES["upsert_stock_from_staging"])
+                return new
+            await cur.execute(QUERIES["clear_price_staging"])
             async with cur.copy(QUERIES["copy_price_staging"]) as copy:
-                for r in rows:
+                for _, r in part:
                     ln = r.line
                     await copy.write_row(
                         (
@@ -99,4 +341,8 @@ class ReportSink:
                         )
                     )
             await cur.execute(QUERIES["insert_prices_from_staging"])
-            return cur.rowcount
+            return {(x["outlet_id"], x["necessity"], x["reported_at"]) for x in await cur.fetchall()}
+
+
+def _tp_params(tps: Sequence[TopicPartition]) -> dict[str, list[Any]]:
+    return {"topics": [t for t, _ in tps], "partitions": [p for _, p in tps]}
