@@ -84,6 +84,12 @@ class Settings(BaseModel):
     )
     sink_batch_size: int = Field(500, description="reports per database write")
     sink_max_wait_s: float = Field(0.5, description="longest a report waits in the write buffer")
+    poison_limit: int = Field(
+        100,
+        ge=0,
+        description="the worker stops (without acknowledging) when more messages or lines than this in a row "
+        "could not be written and nothing was written in between; 0 never stops (streams/batch.py)",
+    )
 
     eval_interval_s: float = Field(5.0, description="seconds between alert rule evaluations")
     alert_for_s: float = Field(60.0, description="a condition must hold this long before it fires")

@@ -3,10 +3,18 @@
 `create_app(settings)` builds an at-least-once app (exactly_once is known to
 crash and duplicate in faust-streaming): agents acknowledge a batch only after
 its database write commits, and every write is idempotent.
+
+Before building the app, `create_app` blocks until the broker answers and the
+worker's topics exist, creating the missing ones (`wait_for_topics`): a worker
+started before the API, or while the broker is down, waits and retries with a
+log line instead of crashing or idling on topics it cannot see.
 """
 
 from __future__ import annotations
 
+import logging
+import time
+from collections.abc import Callable
 from typing import Any
 
 import faust
@@ -17,8 +25,36 @@ from streams import metrics
 from streams.agents import levels, reports
 from streams.state import WorkerState
 
+log = logging.getLogger(__name__)
+
+#: The topics a worker reads or writes.
+WORKER_TOPICS = (topics.INVENTORY, topics.PRICES, topics.DEADLETTER, topics.CIRCLE_LEVELS)
+
+
+def wait_for_topics(
+    settings: Settings, *, sleep: Callable[[float], None] = time.sleep, max_backoff_s: float = 30.0
+) -> None:
+    """Block until the broker answers and every topic in WORKER_TOPICS exists; retries forever with back-off."""
+    names = [settings.topic(t.name) for t in WORKER_TOPICS]
+    backoff = 1.0
+    while True:
+        try:
+            topics.ensure_topics(settings.kafka_bootstrap, names, settings.partitions)
+            return
+        except Exception as exc:  # kafka-python raises KafkaError subclasses, or OSError underneath
+            log.warning(
+                "Kafka at %s: cannot make sure the worker's topics exist (%s: %s); trying again in %.0fs",
+                settings.kafka_bootstrap,
+                type(exc).__name__,
+                exc,
+                backoff,
+            )
+            sleep(backoff)
+            backoff = min(backoff * 2, max_backoff_s)
+
 
 def create_app(settings: Settings) -> faust.App:
+    wait_for_topics(settings)
     datadir = settings.state_dir / "faust" / settings.worker_id  # Faust's default is ./<id>-data, in the checkout
     datadir.mkdir(parents=True, exist_ok=True)
     app = faust.App(

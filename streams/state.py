@@ -1,18 +1,30 @@
-"""What a stream worker holds between messages: its pool, sink and registry, opened lazily."""
+"""What a stream worker holds between messages: its pool, sink and registry, opened lazily.
+
+`WorkerState.ready()` is awaited before every batch and every level pass. The
+first call blocks until the database answers and the outlet registry is
+loaded, however long that takes: a worker started while the database is down
+waits (logging each retry, with back-off up to `max_backoff_s`) instead of
+crashing, and never validates a report against an empty registry (which
+would reject good lines as naming unknown outlets). Later calls return at
+once; later outages are the sink's to retry.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import logging
 from datetime import timedelta
 
 from baogong.settings import Settings
-from schema.db import make_pool
+from schema.db import QUERIES, DatabaseError, make_pool, transaction
 from schema.registry import Registry
 from streams.sink import ReportSink
 
+log = logging.getLogger(__name__)
+
 
 class WorkerState:
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, *, max_backoff_s: float = 15.0) -> None:
         self.settings = settings
         self.pool = make_pool(settings.database_url.get_secret_value(), max_size=4)
         self.sink = ReportSink(self.pool)
@@ -21,20 +33,55 @@ class WorkerState:
             clock_skew=timedelta(seconds=settings.clock_skew_s),
             retention=timedelta(days=settings.retention_days),
         )
-        self._opened = False
+        self._max_backoff_s = max_backoff_s
+        self._pool_opened = False
+        self._ready = False
         self._lock = asyncio.Lock()
 
     async def ready(self) -> None:
-        """Open the pool and load the registry once; cheap after the first call."""
-        if self._opened:
+        """Block until the database answers and the registry is loaded; cheap after the first success.
+
+        Never raises on an outage (only a cancellation gets out).
+        """
+        if self._ready:
             return
         async with self._lock:
-            if not self._opened:
-                await self.pool.open(wait=True, timeout=60)
-                await self.registry.refresh()
-                self._opened = True
+            if self._ready:
+                return
+            if not self._pool_opened:
+                await self.pool.open(wait=False)  # connects in the background; never raises on an outage
+                self._pool_opened = True
+            backoff = 1.0
+            while True:
+                problem = await self._try_load()
+                if problem is None:
+                    break
+                log.warning(
+                    "waiting for the database (%s); the worker consumes nothing until it answers, "
+                    "trying again in %.0fs",
+                    problem,
+                    backoff,
+                )
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, self._max_backoff_s)
+            self._ready = True
+            log.info("database reached and outlet registry loaded; consuming")
+
+    async def _try_load(self) -> str | None:
+        """Load the registry; None when loaded, else what is wrong."""
+        try:
+            async with transaction(self.pool) as conn:
+                await conn.execute(QUERIES["necessity_units"])
+        except DatabaseError as exc:
+            return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        await self.registry.refresh()  # keeps the old (empty) view when it fails
+        ctx = await self.registry.context()
+        if not ctx.units:
+            return "the outlet registry could not be loaded (no catalogue yet?)"
+        return None
 
     async def close(self) -> None:
-        if self._opened:
+        if self._pool_opened:
             await self.pool.close()
-            self._opened = False
+            self._pool_opened = False
+            self._ready = False

@@ -1,28 +1,41 @@
 """The report agents: outlet reports from `supply.inventory.v1` / `supply.prices.v1` into the database.
 
-Each batch (up to `sink_batch_size` messages, at most `sink_max_wait_s` old)
-is validated with the same rules as the HTTP path (a supplier writing to the
-topic with its own producer gets exactly the API's checks), bad messages and
-lines go to the dead-letter topic (capped per supplier), good lines are
-written in one idempotent transaction, and only then are the batch's offsets
-acknowledged. The sink retries database outages itself, so a batch is never
-acknowledged unwritten.
+Per batch (up to `sink_batch_size` messages, at most `sink_max_wait_s` old):
+
+1. wait until the database answers and the registry is loaded (`WorkerState.ready`);
+2. drop messages the database already holds (offset below `stream_offsets.next_offset`);
+3. validate each message with the API's rules (a supplier writing to the topic
+   with its own producer gets exactly the API's checks); a message that is
+   not a report at all (a tombstone, bytes our code cannot process) is
+   refused alone;
+4. dead-letter rejected lines (capped per supplier) and refused messages
+   (always), waiting until the broker has them;
+5. write the rest in one transaction with feed health and offsets
+   (`ReportSink.write`), which isolates and dead-letters any row the database
+   refuses and retries outages for as long as they last.
+
+Only then does `take_events()` acknowledge the batch. Anything that escapes
+these steps stops the worker at once without acknowledging
+(`streams.batch.settle`), so the batch is redelivered and, thanks to the
+stored offsets, written and counted exactly once.
 """
 
 from __future__ import annotations
 
 import logging
-from collections import defaultdict
+import time
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
 import faust
 import orjson
 
-from schema.contract import Kind, validate_report
-from schema.db import DatabaseError, transaction
-from schema.feed import DeadLetterCap, FeedCounts, add_feed_health
-from streams.sink import SinkRow
+from schema.contract import Context, Kind, Rejection, validate_report
+from schema.feed import DeadLetterCap, FeedCounts
+from streams.batch import PoisonLimit, describe, settle
+from streams.metrics import METRICS
+from streams.sink import MessageWrite, Position, SinkRow, keyed_rows
 from streams.state import WorkerState
 
 log = logging.getLogger(__name__)
@@ -31,63 +44,106 @@ log = logging.getLogger(__name__)
 def register(app: faust.App, kind: Kind, source: faust.TopicT, deadletter: faust.TopicT, state: WorkerState) -> None:
     settings = state.settings
     cap = DeadLetterCap(settings.deadletter_per_minute)
-    write = state.sink.write if kind == "inventory" else state.sink.write_prices
+    poison = PoisonLimit(settings.poison_limit)
+
+    async def send_letters(bodies: Sequence[dict[str, Any]]) -> None:
+        """Dead-letter `bodies` and wait until the broker acknowledged every one (raises if it will not)."""
+        pending = []
+        for body in bodies:
+            log.warning(
+                "dead-lettered %s: supplier=%s index=%s field=%s reason=%s",
+                kind,
+                body["supplier_id"],
+                body["index"],
+                body["field"],
+                body["reason"],
+            )
+            pending.append(await deadletter.send(key=str(body["supplier_id"]).encode(), value=orjson.dumps(body)))
+        for fut in pending:
+            await fut
+        METRICS.dead_letters.labels(kind).inc(len(pending))
+
+    async def on_refused(message: MessageWrite, row: SinkRow, exc: Exception) -> None:
+        ln = row.line
+        reason = f"the database refused this line: {describe(exc)}"
+        body = _letter(kind, message.supplier_id, Rejection(ln.index, "line", reason, outlet_id=ln.outlet_id))
+        await send_letters([{**body, "payload": _text(message.payload)}])
+
+    async def check(raw: bytes, ctx: Context) -> tuple[Any, list[Any], list[Rejection], Context]:
+        report, lines, rejections = validate_report(kind, raw, ctx)
+        if any(r.registry_miss for r in rejections) and await state.registry.refreshed_after_miss():
+            ctx = await state.registry.context()  # a newly registered outlet or SKU map
+            report, lines, rejections = validate_report(kind, raw, ctx)
+        return report, lines, rejections, ctx
+
+    async def handle(events: Sequence[faust.types.EventT]) -> None:
+        received = [(_position(e.message), e.message.value) for e in events]
+        await state.ready()
+        written = await state.sink.written([p for p, _ in received])
+        fresh = [(p, v) for p, v in received if p.offset >= written.get(p.tp, 0)]
+        ctx = await state.registry.context()
+        writes: list[MessageWrite] = []
+        letters: list[dict[str, Any]] = []
+        poisoned = 0
+        for position, raw in fresh:
+            if raw is None:
+                tombstone = Rejection(-1, "message", "the message has no value (a tombstone), not a report")
+                allowed = cap.allow("unknown", 1)
+                letters.extend({**_letter(kind, "unknown", tombstone), "payload": None} for _ in range(allowed))
+                writes.append(MessageWrite(position, "unknown", counts=FeedCounts(rejected=1, dead_lettered=allowed)))
+                continue
+            try:
+                report, lines, rejections, ctx = await check(raw, ctx)
+                supplier = report.supplier_id if report else "unknown"
+                received_at = (report.received_at if report else None) or datetime.now(UTC)
+                rows = keyed_rows(kind, supplier, received_at, lines)
+            except Exception as exc:  # this message alone is refused; the batch goes on
+                poison.refused(1)  # a bug that refuses everything stops the worker instead
+                reason = f"could not be processed: {describe(exc)}"
+                letters.append({**_letter(kind, "unknown", Rejection(-1, "message", reason)), "payload": _text(raw)})
+                writes.append(MessageWrite(position, "unknown", counts=FeedCounts(rejected=1, dead_lettered=1)))
+                poisoned += 1
+                continue
+            allowed = cap.allow(supplier, len(rejections))
+            letters.extend({**_letter(kind, supplier, r), "payload": _text(raw)} for r in rejections[:allowed])
+            counts = FeedCounts(rejected=len(rejections), dead_lettered=allowed)
+            writes.append(MessageWrite(position, supplier, rows, counts, raw))
+        await send_letters(letters)
+        started = time.monotonic()
+        result = await state.sink.write(kind, writes, on_refused, poison)
+        METRICS.batch_write_seconds.labels(kind).observe(time.monotonic() - started)
+        METRICS.reports_processed.labels(kind).inc(len(received))
+        METRICS.lines_written.labels(kind).inc(sum(c.accepted for c in result.counts.values()))
+        skipped = len(received) - len(fresh) + result.skipped
+        if skipped or result.duplicates or result.refused or poisoned:
+            log.info(
+                "%s: %d messages; %d rows new, %d duplicates, %d refused by the database, "
+                "%d messages refused, %d skipped as written before",
+                kind,
+                len(received),
+                result.new,
+                result.duplicates,
+                result.refused,
+                poisoned,
+                skipped,
+            )
 
     async def process(stream: faust.StreamT[bytes]) -> None:
-        async for batch in stream.take(settings.sink_batch_size, within=settings.sink_max_wait_s):
-            await state.ready()
-            rows: list[SinkRow] = []
-            dead: list[dict[str, Any]] = []
-            counts: dict[str, FeedCounts] = defaultdict(FeedCounts)
-            ctx = await state.registry.context()
-            for raw in batch:
-                report, lines, rejections = validate_report(kind, raw, ctx)
-                if any(r.registry_miss for r in rejections) and await state.registry.refreshed_after_miss():
-                    ctx = await state.registry.context()  # a newly registered outlet or SKU map
-                    report, lines, rejections = validate_report(kind, raw, ctx)
-                supplier = report.supplier_id if report else "unknown"
-                received = (report.received_at if report else None) or datetime.now(UTC)
-                rows.extend(SinkRow(supplier, received, ln) for ln in lines)
-                counts[supplier].accepted += len(lines)
-                counts[supplier].rejected += len(rejections)
-                allowed = cap.allow(supplier, len(rejections))
-                counts[supplier].dead_lettered += allowed
-                for rej in rejections[:allowed]:
-                    dead.append(
-                        {
-                            "supplier_id": supplier,
-                            "source": "kafka",
-                            "kind": kind,
-                            **rej.as_dict(),
-                            "payload": raw.decode("utf-8", "replace"),
-                        }
-                    )
-            new = await write(rows)
-            if rows and new < len(rows):
-                log.info("%s: %d of %d lines were duplicates of stored ones", kind, len(rows) - new, len(rows))
-            await _count(state, counts, duplicates=len(rows) - new)
-            for body in dead:
-                log.warning(
-                    "dead-lettered %s: supplier=%s field=%s reason=%s",
-                    kind,
-                    body["supplier_id"],
-                    body["field"],
-                    body["reason"],
-                )
-                await deadletter.send(key=str(body["supplier_id"]).encode(), value=orjson.dumps(body))
+        batches = stream.take_events(settings.sink_batch_size, within=settings.sink_max_wait_s)  # type: ignore[attr-defined]  # StreamT lacks it; Stream has it
+        async for events in batches:
+            await settle(lambda: handle(events), what=f"{kind} reports")  # noqa: B023  (awaited at once)
 
     app.agent(source, name=f"{kind}_reports")(process)
 
 
-async def _count(state: WorkerState, counts: dict[str, FeedCounts], duplicates: int) -> None:
-    """Feed-health bookkeeping; best effort (a lost minute of counts must not stall the stream)."""
-    if not counts:
-        return
-    if duplicates and len(counts) == 1:
-        next(iter(counts.values())).duplicates = duplicates
-    try:
-        async with transaction(state.pool) as conn, conn.cursor() as cur:
-            for supplier, c in counts.items():
-                await add_feed_health(cur, supplier, "kafka", c)
-    except DatabaseError as exc:
-        log.warning("feed health not recorded: %s", exc)
+def _position(message: Any) -> Position:
+    at = datetime.fromtimestamp(message.timestamp, UTC) if message.timestamp else None
+    return Position(message.topic, message.partition, message.offset, at)
+
+
+def _letter(kind: Kind, supplier: str, rejection: Rejection) -> dict[str, Any]:
+    return {"supplier_id": supplier, "source": "kafka", "kind": kind, **rejection.as_dict()}
+
+
+def _text(raw: bytes | None) -> str | None:
+    return None if raw is None else raw.decode("utf-8", "replace")
