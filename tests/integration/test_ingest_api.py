@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import io
 import json
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -17,10 +19,11 @@ import httpx
 import pandas as pd
 import pytest
 
+from baogong.settings import Settings
 from ingest.jsonschema import load_schema
 from schema.db import connect
 from tests.integration.conftest import Api
-from tests.support import wait_for
+from tests.support import baogong_process, free_port, seed_tiny_city, wait_for
 
 SH = ZoneInfo("Asia/Shanghai")
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
@@ -188,19 +191,56 @@ def test_body_over_the_limit_is_413(api: Api) -> None:
     assert r.status_code == 413 and "split" in r.json()["error"]
 
 
-def test_rate_limit_is_429_with_retry_after(api: Api) -> None:
-    at = now_sh()
-    body = [
-        {"outlet_id": "O3", "necessity": "rice", "quantity": i, "unit": "kg", "reported_at": at, "message_id": f"r{i}"}
-        for i in range(1200)
-    ]
-    first = api.post("/v1/inventory", supplier="s2", json=body)  # s2 owns O3
-    assert first.status_code == 200
-    codes = [api.post("/v1/inventory", supplier="s2", json=body[:1000]).status_code for _ in range(5)]
-    assert 429 in codes
-    limited = api.post("/v1/inventory", supplier="s2", json=body[:1000])
-    assert limited.status_code == 429 and int(limited.headers["Retry-After"]) >= 1
-    assert api.post("/v1/inventory", supplier="s1", json=[rec()]).status_code == 200  # other keys unaffected
+@pytest.fixture
+def strict_api(configured_kafka: str, database_url: str, topic_prefix: str, tmp_path: Path) -> Iterator[Api]:
+    """An API whose buckets hold 100 records and refill at one record every 1,000 s.
+
+    The shared `api` fixture refills 1,000 records a second, so whether a request
+    was refused depended on how fast the machine sent the ones before it (a
+    loaded machine refilled the bucket between requests and never saw a 429).
+    Here refill is negligible for any test run: what is refused depends only on
+    what was sent.
+    """
+    keys = seed_tiny_city(database_url)
+    port = free_port()
+    settings = Settings.from_env(
+        kafka_bootstrap=configured_kafka,
+        database_url=database_url,
+        topic_prefix=topic_prefix,
+        api_port=port,
+        rate_limit_per_s=0.001,
+        rate_limit_burst=100,
+    )
+    with baogong_process(["api"], settings.env(), tmp_path / "api.log"):
+        url = f"http://127.0.0.1:{port}"
+        wait_for(lambda: _serving(url), 60, "the API")
+        yield Api(url, keys, configured_kafka, topic_prefix, tmp_path / "api.log", database_url)
+
+
+def _serving(url: str) -> bool:
+    try:
+        return httpx.get(url + "/healthz", timeout=2).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+def test_rate_limit_is_429_with_retry_after(strict_api: Api) -> None:
+    api, at = strict_api, now_sh()
+
+    def body(outlet: str, n: int, tag: str) -> list[dict[str, Any]]:
+        return [rec(outlet, qty=i, reported_at=at, message_id=f"{tag}{i}") for i in range(n)]
+
+    assert api.post("/v1/inventory", supplier="s2", json=body("O3", 100, "full")).status_code == 200  # the burst
+    limited = api.post("/v1/inventory", supplier="s2", json=body("O3", 1, "over"))
+    assert limited.status_code == 429, limited.text
+    retry_after = int(limited.headers["Retry-After"])
+    assert 1 <= retry_after <= 1000 and f"retry after {retry_after} s" in limited.json()["error"]
+    # A batch bigger than the burst goes through from a full bucket (s1's, untouched by s2) and leaves a debt.
+    assert api.post("/v1/inventory", supplier="s1", json=body("O1", 150, "big")).status_code == 200
+    in_debt = api.post("/v1/inventory", supplier="s1", json=body("O1", 1, "debt"))
+    assert in_debt.status_code == 429 and int(in_debt.headers["Retry-After"]) > retry_after
+    sent = {ln["message_id"] for m in api.topic("supply.inventory.v1") for ln in m["lines"]}
+    assert len(sent) == 250 and not sent & {"over0", "debt0"}  # a refused request published nothing
 
 
 def test_rejects_are_dead_lettered_with_payload_and_supplier(api: Api) -> None:
