@@ -7,6 +7,7 @@
     baogong worker                    the Faust stream worker
     baogong alerts run                the alert dispatcher (rules, lifecycle, notifiers)
     baogong alerts list               recent alerts
+    baogong status                    are circle levels current? lag, offsets, levels by status
     baogong push FILE [--prices]      send a supplier's CSV/XLSX/JSON file to the API, with progress
     baogong keys create|rotate|revoke|list   supplier API keys (stored hashed)
     baogong skus import --supplier S FILE    a supplier's SKU map
@@ -114,6 +115,16 @@ def _alerts(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def _status(settings: Settings, args: argparse.Namespace) -> int:
+    from datetime import UTC, datetime
+
+    from baogong.status import read, render
+
+    report = read(settings, datetime.now(UTC))
+    print(render(report, settings))
+    return 0 if report.current else 1
+
+
 def _push(settings: Settings, args: argparse.Namespace) -> int:
     from ingest.formats import BodyError
     from ingest.push import PushError, push_file
@@ -203,6 +214,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("action", choices=["run", "list"])
     p.add_argument("--limit", type=int, default=20)
     p.set_defaults(func=_alerts)
+
+    sub.add_parser("status", help="are circle levels current? (exit 1 when stalled)").set_defaults(func=_status)
 
     p = sub.add_parser("push", help="send a CSV/XLSX/JSON/NDJSON file of records to the API")
     p.add_argument("file", type=Path)
