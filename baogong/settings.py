@@ -65,8 +65,8 @@ class Settings(BaseModel):
         le=1,
         description="demand comes from sold_24h when the fresh outlets sending it hold this share of fresh stock",
     )
-    demand_smoothing_s: float = Field(
-        3600.0, ge=0, description="time constant of the observed-demand moving average (0: no smoothing)"
+    demand_median_of: int = Field(
+        5, ge=1, description="observed demand is the median of the raw rates of this many level computations"
     )
 
     worker_id: str = Field("baogong-streams", description="Faust app id = Kafka consumer group")

@@ -169,7 +169,7 @@ SET accepted = feed_health.accepted + EXCLUDED.accepted,
 -- count (an active outlet's latest stock, reported at or after the outlet was
 -- last activated), fresh ones (inside the necessity's freshness window, or
 -- later than %(now)s) against unconfirmed ones. An outlet counts in every
--- circle it serves. Also the previous level's smoothed observed demand.
+-- circle it serves. Also the raw observed demand rates the latest level kept.
 -- name: circle_inputs
 WITH population AS (
     SELECT circle_id, sum(population)::bigint AS population FROM communities GROUP BY circle_id
@@ -212,7 +212,7 @@ SELECT c.id AS circle_id, n.code AS necessity,
        coalesce(s.outlets_fresh, 0) AS outlets_fresh,
        s.sold_24h,
        coalesce(s.stock_with_sold, 0) AS stock_with_sold,
-       l.demand_observed AS prev_demand_observed,
+       l.demand_observed_recent AS prev_observed_raw,
        l.computed_at AS prev_computed_at
 FROM circles c
 CROSS JOIN necessities n
@@ -296,16 +296,18 @@ ON CONFLICT (circle_id, necessity, computed_at) DO NOTHING;
 
 -- name: upsert_circle_level_latest
 INSERT INTO circle_levels_latest (circle_id, necessity, computed_at, stock, stock_unconfirmed, unconfirmed_age_s,
-                                  daily_demand, demand_source, demand_observed, days_of_supply, coverage,
-                                  coverage_stock, outlets_expected, outlets_fresh, status, lag_reports, lag_s)
+                                  daily_demand, demand_source, demand_observed, demand_observed_recent,
+                                  days_of_supply, coverage, coverage_stock, outlets_expected, outlets_fresh, status,
+                                  lag_reports, lag_s)
 VALUES (%(circle_id)s, %(necessity)s, %(computed_at)s, %(stock)s, %(stock_unconfirmed)s, %(unconfirmed_age_s)s,
-        %(daily_demand)s, %(demand_source)s, %(demand_observed)s, %(days_of_supply)s, %(coverage)s,
-        %(coverage_stock)s, %(outlets_expected)s, %(outlets_fresh)s, %(status)s, %(lag_reports)s, %(lag_s)s)
+        %(daily_demand)s, %(demand_source)s, %(demand_observed)s, %(observed_raw)s::double precision[],
+        %(days_of_supply)s, %(coverage)s, %(coverage_stock)s, %(outlets_expected)s, %(outlets_fresh)s, %(status)s,
+        %(lag_reports)s, %(lag_s)s)
 ON CONFLICT (circle_id, necessity) DO UPDATE
 SET computed_at = EXCLUDED.computed_at, stock = EXCLUDED.stock, stock_unconfirmed = EXCLUDED.stock_unconfirmed,
     unconfirmed_age_s = EXCLUDED.unconfirmed_age_s, daily_demand = EXCLUDED.daily_demand,
     demand_source = EXCLUDED.demand_source, demand_observed = EXCLUDED.demand_observed,
-    days_of_supply = EXCLUDED.days_of_supply, coverage = EXCLUDED.coverage,
+    demand_observed_recent = EXCLUDED.demand_observed_recent, days_of_supply = EXCLUDED.days_of_supply, coverage = EXCLUDED.coverage,
     coverage_stock = EXCLUDED.coverage_stock, outlets_expected = EXCLUDED.outlets_expected,
     outlets_fresh = EXCLUDED.outlets_fresh, status = EXCLUDED.status,
     lag_reports = EXCLUDED.lag_reports, lag_s = EXCLUDED.lag_s

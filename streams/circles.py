@@ -4,8 +4,8 @@
 circle's inputs in one query (`circle_inputs`), computes levels in Python
 (pure), and writes the history row and the latest row in one transaction,
 each with the stream lag it was given. Safe to run concurrently or twice at
-the same `now`: both writes are idempotent, and the observed-demand smoothing
-does not move when recomputed at the time it was last computed.
+the same `now`: both writes are idempotent, and recomputing at the time of
+the latest level replaces its raw observed rate instead of adding another.
 
 `area_levels` computes the same levels for the areas above circles (each
 district and the whole city) from `area_totals`, where an outlet serving
@@ -32,7 +32,7 @@ def demand_rule(settings: Settings) -> DemandRule:
     return DemandRule(
         multiplier=settings.demand_multiplier,
         min_observed_share=settings.observed_demand_share,
-        smoothing_s=settings.demand_smoothing_s,
+        median_of=settings.demand_median_of,
     )
 
 
@@ -51,7 +51,7 @@ def _inputs(r: dict[str, Any], key: str, previous: bool) -> CircleInputs:
         reports_fresh=int(r["reports_fresh"]),
         sold_24h=None if r["sold_24h"] is None else float(r["sold_24h"]),
         stock_with_sold=float(r["stock_with_sold"]),
-        prev_demand_observed=r["prev_demand_observed"] if previous else None,
+        prev_observed_raw=tuple(r["prev_observed_raw"] or ()) if previous else (),
         prev_computed_at=r["prev_computed_at"] if previous else None,
     )
 
@@ -85,7 +85,7 @@ async def area_levels(
     """Levels of the areas above circles as of `now`: `circle_id` is `CITY` or a district's name.
 
     Every outlet counts once (in its own community's district and in the city),
-    whatever circles it serves. Observed demand is not smoothed here (no history).
+    whatever circles it serves. Observed demand is this moment's rate (no history to take a median over).
     Raises `schema.db.DatabaseError`.
     """
     async with transaction(pool) as conn, conn.cursor() as cur:
@@ -108,6 +108,7 @@ def _params(level: CircleLevel) -> dict[str, object]:
         "daily_demand": level.daily_demand,
         "demand_source": level.demand_source.value,
         "demand_observed": level.demand_observed,
+        "observed_raw": list(level.observed_raw) or None,
         "days_of_supply": level.days_of_supply,
         "coverage": level.coverage,
         "coverage_stock": level.coverage_stock,

@@ -19,13 +19,14 @@ while the outlet is active, and only reports made since it was last activated):
   outlets with a fresh report carrying `sold_24h` must hold at least
   `DemandRule.min_observed_share` of the fresh stock. Their sold_24h sum,
   divided by that share (scaled up to all fresh stock), is the raw observed
-  rate; it is smoothed by a time-based EWMA with the previous level's observed
-  rate (time constant `DemandRule.smoothing_s`: weight 1 - exp(-dt/tau) on the
-  new value, so the result does not depend on how often levels are computed
-  while the inputs hold still), then multiplied by the emergency multiplier:
-  `demand_source` 'observed'. Otherwise (too few outlets send sold_24h, no
-  fresh stock, or nothing sold) demand = population x per-capita daily
-  consumption x multiplier: `demand_source` 'population'.
+  rate. It is smoothed as the median of the raw rates of the last
+  `DemandRule.median_of` computations (kept in `circle_levels_latest`), so
+  a computation that caught a report half written, or one odd tick, does
+  not move demand, a lasting change does within a few ticks, and levels
+  computed from the same data are the same however the ticks fell. Then
+  times the emergency multiplier: `demand_source` 'observed'. Otherwise (too
+  few outlets send sold_24h, no fresh stock, or nothing sold) demand =
+  population x per-capita daily consumption x multiplier: 'population'.
 - **days of supply** = stock / daily demand (None when demand is zero).
 - **status**: STALE when either coverage is below n's `min_coverage` or there
   are no days of supply: an unknown circle is never OK and never a false
@@ -34,7 +35,7 @@ while the outlet is active, and only reports made since it was last activated):
 
 from __future__ import annotations
 
-import math
+import statistics
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
@@ -76,15 +77,16 @@ class DemandRule:
     `multiplier`: the emergency demand multiplier (1.0 in normal times).
     `min_observed_share`: observed demand is used when the fresh outlets sending
     sold_24h hold at least this share of the circle's fresh stock.
-    `smoothing_s`: time constant of the observed-demand EWMA, in seconds.
+    `median_of`: observed demand is the median of the raw rates of this many computations (the latest
+    included); 1 means no smoothing.
     """
 
     multiplier: float = 1.0
     min_observed_share: float = 0.5
-    smoothing_s: float = 3600.0
+    median_of: int = 5
 
 
-#: The default rule: no emergency multiplier, observed demand from half the fresh stock, one-hour smoothing.
+#: The default rule: no emergency multiplier, observed demand from half the fresh stock, median of 5.
 DEFAULT_DEMAND = DemandRule()
 
 
@@ -97,8 +99,9 @@ class CircleInputs:
     fresh stock rows of any outlet; `outlets_fresh` only those of outlets expected
     to carry the necessity. `sold_24h` is the sum over fresh outlets that sent it
     (None when none did) and `stock_with_sold` their fresh stock.
-    `prev_demand_observed` / `prev_computed_at`: the previous level's smoothed
-    observed demand and when it was computed (None: start afresh).
+    `prev_observed_raw` / `prev_computed_at`: the raw observed rates of the
+    previous computations, oldest first, as the previous level kept them, and
+    when it was computed (empty / None: start afresh).
     """
 
     circle_id: str
@@ -114,7 +117,7 @@ class CircleInputs:
     reports_fresh: int | None = None  # None: same as outlets_fresh
     sold_24h: float | None = None
     stock_with_sold: float = 0.0
-    prev_demand_observed: float | None = None
+    prev_observed_raw: tuple[float, ...] = ()
     prev_computed_at: datetime | None = None
 
 
@@ -135,6 +138,7 @@ class CircleLevel:
     coverage_stock: float = 0.0
     demand_source: DemandSource = DemandSource.POPULATION
     demand_observed: float | None = None  # smoothed observed demand before the multiplier
+    observed_raw: tuple[float, ...] = ()  # the raw rates the median was taken over, oldest first
     lag_reports: int | None = None
     lag_s: float | None = None
 
@@ -172,19 +176,16 @@ def observed_rate(sold_24h: float | None, stock_with_sold: float, stock: float, 
     return sold_24h / share
 
 
-def smooth(raw: float, prev: float | None, prev_at: datetime | None, now: datetime, tau_s: float) -> float:
-    """Time-based EWMA: the previous value decays with time constant `tau_s` towards `raw`.
+def recent_rates(
+    prev: tuple[float, ...], prev_at: datetime | None, now: datetime, raw: float, keep: int
+) -> tuple[float, ...]:
+    """The last `keep` raw rates with `raw` as the newest, oldest first.
 
-    No previous value (or tau <= 0): `raw`. A previous value from `now` or later: itself (recomputing at
-    the same moment changes nothing).
+    A previous computation at `now` or later is replaced, not followed: computing
+    twice at the same moment gives the same rates as computing once.
     """
-    if prev is None or prev_at is None or tau_s <= 0:
-        return raw
-    dt = (now - prev_at).total_seconds()
-    if dt <= 0:
-        return prev
-    keep = math.exp(-dt / tau_s)
-    return prev * keep + raw * (1.0 - keep)
+    base = prev[:-1] if prev and prev_at is not None and prev_at >= now else prev
+    return (*base, raw)[-max(1, keep) :]
 
 
 def classify(days_of_supply: float | None, cover: float, t: Thresholds, cover_stock: float = 1.0) -> Status:
@@ -215,8 +216,10 @@ def compute_level(
     multiplier = rule.multiplier if demand_multiplier is None else demand_multiplier
     raw = observed_rate(inputs.sold_24h, inputs.stock_with_sold, inputs.stock, rule.min_observed_share)
     observed: float | None = None
+    rates: tuple[float, ...] = ()
     if raw is not None:
-        observed = smooth(raw, inputs.prev_demand_observed, inputs.prev_computed_at, now, rule.smoothing_s)
+        rates = recent_rates(inputs.prev_observed_raw, inputs.prev_computed_at, now, raw, rule.median_of)
+        observed = statistics.median(rates)
         source = DemandSource.OBSERVED
         demand = observed * multiplier
     else:
@@ -243,6 +246,7 @@ def compute_level(
         coverage_stock=cover_stock,
         demand_source=source,
         demand_observed=observed,
+        observed_raw=rates,
         lag_reports=None if lag is None else lag.reports,
         lag_s=None if lag is None else lag.seconds,
     )

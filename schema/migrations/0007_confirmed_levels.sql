@@ -8,7 +8,9 @@
 -- * Demand from what people buy: `demand_source` says whether daily demand came
 --   from the outlets' sold_24h ('observed') or population x per-capita;
 --   `demand_observed` is the smoothed observed rate before the emergency
---   multiplier (the next computation smooths from it; NULL when not observed).
+--   multiplier (NULL when not observed): the median of the raw rates of the
+--   last few computations, which circle_levels_latest keeps in
+--   `demand_observed_recent` (oldest first) for the next computation.
 -- * Currency: `lag_reports` / `lag_s`, how far behind the stream was when the
 --   level was computed (NULL when unknown).
 -- * `outlets.active_since`: a reactivated outlet's stock reported before its
@@ -26,6 +28,7 @@ ALTER TABLE circle_levels
     ADD COLUMN lag_s double precision;
 
 ALTER TABLE circle_levels_latest
+    ADD COLUMN demand_observed_recent double precision[],
     ADD COLUMN stock_unconfirmed double precision NOT NULL DEFAULT 0,
     ADD COLUMN unconfirmed_age_s double precision,
     ADD COLUMN coverage_stock double precision,

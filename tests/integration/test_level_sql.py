@@ -19,16 +19,17 @@ NOW = AS + 2 h, where AS is the reactivation time the database gave RB1 and RB2.
 from __future__ import annotations
 
 import asyncio
-import math
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
 
+from schema.contract import Accepted
 from schema.db import connect, make_pool
 from streams.circles import CITY, area_levels, refresh_levels
 from streams.levels import CircleLevel, DemandRule, Lag
+from streams.sink import MessageWrite, Position, ReportSink, SinkRow, keyed_rows
 
 H = timedelta(hours=1)
 
@@ -103,22 +104,63 @@ def build_city(url: str) -> datetime:
     return since["RB1"]  # type: ignore[no-any-return]
 
 
-def report(url: str, outlet: str, at: datetime, lines: Sequence[Line]) -> None:
-    """Store one report of `outlet` as the sink leaves it: outlet_stock holds, per necessity, the SUM of the
-    report's lines (two pack sizes of rice are one stock) and of their sold_24h, when newer than what it had."""
-    sums: dict[str, list[Any]] = {}
-    for necessity, quantity, sold in lines:
-        q, s = sums.setdefault(necessity, [0.0, None])
-        sums[necessity] = [q + quantity, s if sold is None else (s or 0.0) + sold]
-    with connect(url) as conn:
-        for necessity, (quantity, sold) in sums.items():
-            conn.execute(
-                "INSERT INTO outlet_stock (outlet_id, necessity, quantity, sold_24h, reported_at) "
-                "VALUES (%s, %s, %s, %s, %s) ON CONFLICT (outlet_id, necessity) DO UPDATE "
-                "SET quantity = EXCLUDED.quantity, sold_24h = EXCLUDED.sold_24h, reported_at = EXCLUDED.reported_at "
-                "WHERE outlet_stock.reported_at <= EXCLUDED.reported_at",
-                (outlet, necessity, quantity, sold, at),
+Report = tuple[str, datetime, Sequence[Line]]
+
+
+def write(url: str, reports: Sequence[Report], partition: int) -> None:
+    """Store `reports` through the worker's own sink, one Kafka message each on `partition` (offsets from 0).
+
+    A line is (necessity, quantity, sold_24h); lines of one necessity in one report are pack sizes, keyed
+    by their SKU as the Kafka path keys them: the sink stores each and outlet_stock holds their sum.
+    """
+
+    async def refused(message: MessageWrite, row: SinkRow, exc: Exception) -> None:
+        raise AssertionError(f"the sink refused {row}: {exc}")
+
+    async def run() -> None:
+        messages = []
+        for offset, (outlet, at, lines) in enumerate(reports):
+            accepted = [
+                Accepted(i, outlet, necessity, quantity, "kg", at, sold, None, at.timestamp(), f"{necessity}-{i}")
+                for i, (necessity, quantity, sold) in enumerate(lines)
+            ]
+            messages.append(
+                MessageWrite(
+                    Position("test.supply.inventory.v1", partition, offset),
+                    "s1",
+                    rows=keyed_rows("inventory", "s1", at, accepted),
+                )
             )
+        pool = make_pool(url)
+        await pool.open(wait=True, timeout=30)
+        try:
+            result = await ReportSink(pool).write("inventory", messages, refused)
+        finally:
+            await pool.close()
+        assert result.new == sum(len(lines) for _, _, lines in reports)
+
+    asyncio.run(run())
+
+
+def reports(now: datetime, active_since: datetime) -> list[Report]:
+    """The city's reports up to `now`."""
+    return [
+        # SA1 (serves A and B): one report, two pack sizes of rice (40 x 5 kg + 30 x 10 kg = 500 kg), no sold_24h.
+        ("SA1", now - H, [("rice", 200.0, None), ("rice", 300.0, None), ("milk", 120.0, None)]),
+        ("KA1", now - 2 * H, [("rice", 40.0, None), ("milk", 10.0, None)]),
+        # Exactly 24 h old: rice still fresh (window inclusive); milk (12 h window) unconfirmed.
+        ("KA2", now - 24 * H, [("rice", 60.0, None), ("milk", 8.0, None)]),
+        ("PA1", now - 0.5 * H, [("rice", 10.0, None)]),  # a pharmacy's rice: stock, not coverage
+        ("DA1", now - H, [("rice", 900.0, None), ("milk", 300.0, None)]),  # deactivated: never counts
+        # 13 h old: rice fresh, milk unconfirmed (its sold_24h with it).
+        ("SB1", now - 13 * H, [("rice", 1000.0, 150.0), ("milk", 200.0, 40.0)]),
+        ("KB1", now - 3 * H, [("rice", 100.0, 20.0), ("milk", 20.0, 10.0)]),
+        # Reported before its reactivation: out for good. RB2 reported after its reactivation: counts.
+        ("RB1", active_since - timedelta(minutes=10), [("rice", 700.0, None), ("milk", 70.0, None)]),
+        ("RB2", active_since + timedelta(minutes=1), [("rice", 50.0, None), ("milk", 5.0, None)]),
+        ("SC1", now - 30 * H, [("rice", 5000.0, None)]),  # the silent supermarket
+        *((kiosk, now - H, [("rice", 20.0, None)]) for kiosk in ("KC1", "KC2", "KC3")),
+    ]
 
 
 def refresh(url: str, now: datetime, lag: Lag | None = None) -> list[CircleLevel]:
@@ -126,7 +168,7 @@ def refresh(url: str, now: datetime, lag: Lag | None = None) -> list[CircleLevel
         pool = make_pool(url)
         await pool.open(wait=True, timeout=30)
         try:
-            return await refresh_levels(pool, now, lag=lag, demand=DemandRule(smoothing_s=3600.0))
+            return await refresh_levels(pool, now, lag=lag, demand=DemandRule(median_of=5))
         finally:
             await pool.close()
 
@@ -167,21 +209,14 @@ def test_every_number_of_circle_levels_latest(database_url: str) -> None:
     active_since = build_city(url)
     now = active_since + 2 * H
 
-    # SA1 (serves A and B): one report, two pack sizes of rice (40 x 5 kg + 30 x 10 kg = 500 kg), no sold_24h.
-    report(url, "SA1", now - H, [("rice", 200.0, None), ("rice", 300.0, None), ("milk", 120.0, None)])
-    report(url, "KA1", now - 2 * H, [("rice", 40.0, None), ("milk", 10.0, None)])
-    # Exactly 24 h old: rice still fresh (window inclusive); milk (12 h window) unconfirmed.
-    report(url, "KA2", now - 24 * H, [("rice", 60.0, None), ("milk", 8.0, None)])
-    report(url, "PA1", now - 0.5 * H, [("rice", 10.0, None)])  # a pharmacy's rice: stock, not coverage
-    report(url, "DA1", now - H, [("rice", 900.0, None), ("milk", 300.0, None)])  # deactivated: never counts
-    # 13 h old: rice fresh, milk unconfirmed (its sold_24h with it).
-    report(url, "SB1", now - 13 * H, [("rice", 1000.0, 150.0), ("milk", 200.0, 40.0)])
-    report(url, "KB1", now - 3 * H, [("rice", 100.0, 20.0), ("milk", 20.0, 10.0)])
-    report(url, "RB1", active_since - timedelta(minutes=10), [("rice", 700.0, None), ("milk", 70.0, None)])
-    report(url, "RB2", active_since + timedelta(minutes=1), [("rice", 50.0, None), ("milk", 5.0, None)])
-    report(url, "SC1", now - 30 * H, [("rice", 5000.0, None)])  # the silent supermarket
-    for kiosk in ("KC1", "KC2", "KC3"):
-        report(url, kiosk, now - H, [("rice", 20.0, None)])
+    write(url, reports(now, active_since), partition=0)
+    with connect(url) as conn:
+        lines = conn.execute(
+            "SELECT quantity FROM outlet_reports WHERE outlet_id = 'SA1' AND necessity = 'rice' ORDER BY quantity"
+        ).fetchall()
+        stock = conn.execute("SELECT quantity FROM outlet_stock WHERE outlet_id = 'SA1' AND necessity = 'rice'")
+        assert [r["quantity"] for r in lines] == [200, 300]  # both pack sizes stored...
+        assert stock.fetchone() == {"quantity": 500}  # ... and one stock
 
     levels = refresh(url, now, Lag(reports=7, seconds=1.5))
     assert len(levels) == 6
@@ -201,6 +236,7 @@ def test_every_number_of_circle_levels_latest(database_url: str) -> None:
         daily_demand=250.0,
         demand_source="population",
         demand_observed=None,
+        demand_observed_recent=None,
         days_of_supply=2.44,
         coverage=1.0,
         coverage_stock=1.0,
@@ -219,6 +255,7 @@ def test_every_number_of_circle_levels_latest(database_url: str) -> None:
         daily_demand=100.0,
         demand_source="population",
         demand_observed=None,
+        demand_observed_recent=None,
         days_of_supply=1.3,
         coverage=2 / 3,
         coverage_stock=130 / 138,
@@ -229,7 +266,8 @@ def test_every_number_of_circle_levels_latest(database_url: str) -> None:
     # B rice. Expected: SA1, SB1, KB1, RB1, RB2 = 5. RB1's 700 kg was reported before its reactivation:
     # gone for good. Fresh: SA1 500 + SB1 1,000 + KB1 100 + RB2 50 = 1,650 (4 outlets: coverage 0.8).
     # sold_24h from SB1 150 + KB1 20 = 170, sent by outlets holding 1,100 of 1,650 (2/3 >= 1/2):
-    # observed demand 170 / (2/3) = 255 kg/day (first level: nothing to smooth with); 1,650 / 255 = 6.47: WATCH.
+    # observed demand 170 / (2/3) = 255 kg/day (the first computation: the median of one rate);
+    # 1,650 / 255 = 6.47 days: WATCH.
     check(
         rows[("B", "rice")],
         **common,
@@ -239,6 +277,7 @@ def test_every_number_of_circle_levels_latest(database_url: str) -> None:
         daily_demand=255.0,
         demand_source="observed",
         demand_observed=255.0,
+        demand_observed_recent=[255.0],
         days_of_supply=1650 / 255,
         coverage=0.8,
         coverage_stock=1.0,
@@ -258,6 +297,7 @@ def test_every_number_of_circle_levels_latest(database_url: str) -> None:
         daily_demand=200.0,
         demand_source="population",
         demand_observed=None,
+        demand_observed_recent=None,
         days_of_supply=0.725,
         coverage=0.6,
         coverage_stock=145 / 345,
@@ -277,6 +317,7 @@ def test_every_number_of_circle_levels_latest(database_url: str) -> None:
         daily_demand=100.0,
         demand_source="population",
         demand_observed=None,
+        demand_observed_recent=None,
         days_of_supply=0.6,
         coverage=0.75,
         coverage_stock=60 / 5060,
@@ -294,6 +335,7 @@ def test_every_number_of_circle_levels_latest(database_url: str) -> None:
         daily_demand=40.0,
         demand_source="population",
         demand_observed=None,
+        demand_observed_recent=None,
         days_of_supply=0.0,
         coverage=0.0,
         coverage_stock=0.0,
@@ -309,7 +351,7 @@ def test_every_number_of_circle_levels_latest(database_url: str) -> None:
     # An hour later: KA1 is deactivated, KB1 sends a new rice report (more sold), nobody else reports.
     with connect(url) as conn:
         conn.execute("UPDATE outlets SET active = false WHERE id = 'KA1'")
-    report(url, "KB1", now + timedelta(minutes=10), [("rice", 100.0, 45.0)])
+    write(url, [("KB1", now + timedelta(minutes=10), [("rice", 100.0, 45.0)])], partition=1)
     later = now + H
     refresh(url, later)
     rows2 = latest(url)
@@ -326,6 +368,7 @@ def test_every_number_of_circle_levels_latest(database_url: str) -> None:
         daily_demand=250.0,
         demand_source="population",
         demand_observed=None,
+        demand_observed_recent=None,
         days_of_supply=2.04,
         coverage=0.5,
         coverage_stock=510 / 570,
@@ -333,19 +376,21 @@ def test_every_number_of_circle_levels_latest(database_url: str) -> None:
         outlets_fresh=1,
         status="SHORTAGE",
     )
-    # B rice: stock unchanged (1,650); sold 150 + 45 = 195 over the same 2/3 share: raw 292.5 kg/day,
-    # smoothed with the previous 255 an hour ago (tau 1 h): 255 e^-1 + 292.5 (1 - e^-1).
-    smoothed = 255 * math.exp(-1) + 292.5 * (1 - math.exp(-1))
+    # B rice: stock unchanged (1,650); sold 150 + 45 = 195 over the same 2/3 share: raw 292.5 kg/day.
+    # Observed demand is the median of this computation's rate and the one before (255): 273.75;
+    # 1,650 / 273.75 = 6.03 days: WATCH.
+    median = (255 + 292.5) / 2
     check(
         rows2[("B", "rice")],
         **common2,
         stock=1650.0,
         stock_unconfirmed=0.0,
         unconfirmed_age_s=None,
-        daily_demand=smoothed,
+        daily_demand=median,
         demand_source="observed",
-        demand_observed=smoothed,
-        days_of_supply=1650 / smoothed,
+        demand_observed=median,
+        demand_observed_recent=[255.0, 292.5],
+        days_of_supply=1650 / median,
         coverage=0.8,
         coverage_stock=1.0,
         outlets_expected=5,
@@ -361,18 +406,7 @@ def test_area_totals_count_an_outlet_serving_two_circles_once(database_url: str)
     url = database_url
     active_since = build_city(url)
     now = active_since + 2 * H
-    report(url, "SA1", now - H, [("rice", 200.0, None), ("rice", 300.0, None), ("milk", 120.0, None)])
-    report(url, "KA1", now - 2 * H, [("rice", 40.0, None), ("milk", 10.0, None)])
-    report(url, "KA2", now - 24 * H, [("rice", 60.0, None), ("milk", 8.0, None)])
-    report(url, "PA1", now - 0.5 * H, [("rice", 10.0, None)])
-    report(url, "DA1", now - H, [("rice", 900.0, None)])
-    report(url, "SB1", now - 13 * H, [("rice", 1000.0, 150.0), ("milk", 200.0, 40.0)])
-    report(url, "KB1", now - 3 * H, [("rice", 100.0, 20.0), ("milk", 20.0, 10.0)])
-    report(url, "RB1", active_since - timedelta(minutes=10), [("rice", 700.0, None)])
-    report(url, "RB2", active_since + timedelta(minutes=1), [("rice", 50.0, None), ("milk", 5.0, None)])
-    report(url, "SC1", now - 30 * H, [("rice", 5000.0, None)])
-    for kiosk in ("KC1", "KC2", "KC3"):
-        report(url, kiosk, now - H, [("rice", 20.0, None)])
+    write(url, reports(now, active_since), partition=0)
 
     circles = {(lv.circle_id, lv.necessity): lv for lv in refresh(url, now)}
     assert circles[("A", "rice")].stock + circles[("B", "rice")].stock == 610 + 1650  # SA1's 500 in both

@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import math
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
@@ -18,7 +17,7 @@ from streams.levels import (
     compute_level,
     coverage,
     observed_rate,
-    smooth,
+    recent_rates,
     stock_coverage,
 )
 
@@ -173,29 +172,43 @@ def test_observed_rate_not_usable(sold_24h: float | None, with_sold: float, stoc
     assert observed_rate(sold_24h, with_sold, stock, 0.5) is None
 
 
-def test_observed_demand_is_smoothed_with_the_previous_level() -> None:
-    # Previous smoothed 400 kg/day an hour ago (tau = 1 h); raw now 800: 400 e^-1 + 800 (1 - e^-1).
-    prev = NOW - timedelta(hours=1)
-    level = compute_level(sold(2000, 800, 2000, prev_demand_observed=400.0, prev_computed_at=prev), NOW)
-    expected = 400 * math.exp(-1) + 800 * (1 - math.exp(-1))
-    assert level.demand_observed == pytest.approx(expected)
-    assert level.daily_demand == pytest.approx(expected)
+def test_observed_demand_is_the_median_of_the_last_computations() -> None:
+    # Raw rates of the last four computations: 400, 410, 1,000 (a tick that caught an odd report), 405.
+    # Now outlets holding all 2,000 kg sold 800: the last five rates are kept, their median is the demand.
+    prev = (400.0, 410.0, 1000.0, 405.0)
+    level = compute_level(
+        sold(2000, 800, 2000, prev_observed_raw=prev, prev_computed_at=NOW - timedelta(seconds=5)), NOW
+    )
+    assert level.observed_raw == (400.0, 410.0, 1000.0, 405.0, 800.0)
+    assert level.demand_observed == 410.0  # median of 400, 405, 410, 800, 1,000
+    assert level.daily_demand == 410.0
+    level = compute_level(
+        sold(2000, 800, 2000, prev_observed_raw=level.observed_raw, prev_computed_at=NOW), NOW + timedelta(seconds=5)
+    )
+    assert level.observed_raw == (410.0, 1000.0, 405.0, 800.0, 800.0)  # the oldest dropped
+    assert level.demand_observed == 800.0  # a lasting change is followed within a few ticks
 
 
-def test_smoothing_does_not_depend_on_how_often_levels_are_computed() -> None:
-    once = smooth(800, 400, NOW, NOW + timedelta(minutes=10), 3600)
-    stepped = 400.0
+def test_a_lasting_rate_is_the_rate_however_the_ticks_fell() -> None:
+    rates: tuple[float, ...] = (123.0, 9999.0)
     at = NOW
-    for _ in range(120):  # every 5 s for 10 minutes, same raw value
-        stepped = smooth(800, stepped, at, at + timedelta(seconds=5), 3600)
-        at += timedelta(seconds=5)
-    assert stepped == pytest.approx(once, rel=1e-9)
+    for _ in range(5):
+        at += timedelta(seconds=7)
+        rates = recent_rates(rates, at - timedelta(seconds=7), at, 400.0, 5)
+    assert rates == (400.0,) * 5
 
 
 def test_recomputing_at_the_same_moment_changes_nothing() -> None:
-    assert smooth(800, 400, NOW, NOW, 3600) == 400
-    assert smooth(800, None, None, NOW, 3600) == 800
-    assert smooth(800, 400, NOW - timedelta(hours=1), NOW, 0) == 800
+    once = recent_rates((1.0, 2.0), NOW - timedelta(seconds=5), NOW, 3.0, 5)
+    assert once == (1.0, 2.0, 3.0)
+    assert recent_rates(once, NOW, NOW, 3.0, 5) == once  # the same moment again: replaced, not added
+    assert recent_rates((), None, NOW, 3.0, 5) == (3.0,)
+    assert recent_rates((1.0, 2.0), NOW - timedelta(seconds=5), NOW, 3.0, 1) == (3.0,)  # no smoothing
+
+
+def test_observed_rates_start_afresh_after_population_demand() -> None:
+    level = compute_level(sold(2000, 300, 900), NOW)  # too few sellers
+    assert level.observed_raw == () and level.demand_observed is None
 
 
 # ---------------------------------------------------------------- lag and the level message
