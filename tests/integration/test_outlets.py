@@ -115,6 +115,7 @@ def test_csv_and_xlsx_import(url: str, tmp_path: Path, suffix: str) -> None:
         "lat": B_CENTRE[0],
         "lon": B_CENTRE[1],
         "active": True,
+        "active_since": None,  # never reactivated: all its stock reports count
     }
     assert rows["O3"]["business_type"] == "supermarket", "a Chinese type name is stored as its code"
     assert circles_of(url) == {"O1": {"A"}, "O2": {"B"}, "O3": {"A", "B"}}
@@ -199,6 +200,11 @@ def test_optional_columns_absent_keep_stored_values(url: str, tmp_path: Path) ->
     import_outlets(url, write(tmp_path / "clear.csv", [GOOD[0] | {"chain": "", "active": "1"}]), progress=_quiet)
     rows = {r["id"]: r for r in snapshot(url)["outlets"]}
     assert (rows["O1"]["chain"], rows["O1"]["active"]) == (None, True)
+    # Reactivated: only stock reported from now on counts in its circles (streams/levels.py).
+    since = rows["O1"]["active_since"]
+    assert since is not None and rows["O2"]["active_since"] is None
+    import_outlets(url, write(tmp_path / "again.csv", [GOOD[0] | {"chain": "x", "active": "yes"}]), progress=_quiet)
+    assert {r["id"]: r for r in snapshot(url)["outlets"]}["O1"]["active_since"] == since, "still active: unmoved"
 
 
 def test_dry_run_counts_and_writes_nothing(url: str, tmp_path: Path) -> None:
