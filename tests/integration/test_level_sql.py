@@ -19,14 +19,18 @@ NOW = AS + 2 h, where AS is the reactivation time the database gave RB1 and RB2.
 from __future__ import annotations
 
 import asyncio
+import math
 from collections.abc import Sequence
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 
+from baogong.demo.simulator import Scenario, Simulator
 from schema.contract import Accepted
 from schema.db import connect, make_pool
+from schema.demo_city import build_demo_city
+from schema.seed import seed_demo
 from streams.circles import CITY, area_levels, refresh_levels
 from streams.levels import CircleLevel, DemandRule, Lag
 from streams.sink import MessageWrite, Position, ReportSink, SinkRow, keyed_rows
@@ -440,3 +444,53 @@ def test_area_totals_count_an_outlet_serving_two_circles_once(database_url: str)
     milk = got[("D1", "milk")]
     assert (milk.stock, milk.stock_unconfirmed, milk.unconfirmed_age_s) == (155, 208, 86400)
     assert milk.demand_source == "population" and milk.daily_demand == pytest.approx(300)
+
+
+def test_demo_city_circle_whose_supermarkets_stop_reporting_turns_stale(database_url: str) -> None:
+    """The issue's case on the demo city: a circle's supermarkets go silent while its kiosks and markets report.
+
+    The simulator gives each supermarket about ten times a kiosk's stock, so after a day and an hour the
+    silent supermarkets hold most of the circle's last known stock: the outlet coverage alone would still
+    pass (most outlets report), the stock-weighted coverage does not, and the circle is STALE, not OK.
+    """
+    url = database_url
+    seed_demo(url, progress=lambda line: None)
+    city = build_demo_city()
+    sim = Simulator(city, Scenario(short_from_s=math.inf))  # no scripted shortage here
+    silent = {o.id for o in city.outlets if o.business_type == "supermarket" and "C05" in o.circle_ids}
+    start = datetime.now(UTC).replace(microsecond=0)
+
+    def stock_round(at: datetime, skip: set[str]) -> None:
+        with connect(url) as conn, conn.cursor() as cur:
+            cur.execute(
+                "CREATE TEMP TABLE round (outlet_id text, necessity text, quantity float8, sold_24h float8, "
+                "reported_at timestamptz) ON COMMIT DROP"
+            )
+            with cur.copy("COPY round FROM STDIN") as copy:
+                for records in sim.records(0.0, at).values():
+                    for r in records:
+                        per = 0.5 if r["unit"] == "斤" else 1.0  # vegetable markets count rice in jin
+                        if r["outlet_id"] not in skip:
+                            copy.write_row(
+                                (r["outlet_id"], r["necessity"], r["quantity"] * per, r["sold_24h"] * per, at)
+                            )
+            cur.execute(
+                "INSERT INTO outlet_stock (outlet_id, necessity, quantity, sold_24h, reported_at) SELECT * FROM round "
+                "ON CONFLICT (outlet_id, necessity) DO UPDATE SET quantity = EXCLUDED.quantity, "
+                "sold_24h = EXCLUDED.sold_24h, reported_at = EXCLUDED.reported_at"
+            )
+
+    stock_round(start, set())
+    before = {(lv.circle_id, lv.necessity): lv for lv in refresh(url, start + timedelta(seconds=1))}
+    assert all(lv.status == "OK" for lv in before.values())
+    later = start + 25 * H
+    stock_round(later, silent)
+    after = {(lv.circle_id, lv.necessity): lv for lv in refresh(url, later + timedelta(seconds=1))}
+    rice = after[("C05", "rice")]
+    assert len(silent) >= 10
+    assert rice.coverage >= 0.5, "most of its outlets report: outlet coverage alone would say OK"
+    assert rice.coverage_stock < 0.5 and rice.stock_unconfirmed > rice.stock
+    assert rice.unconfirmed_age_s == 25 * 3600 + 1  # reported at `start`, computed a second after `later`
+    assert rice.status == "STALE"
+    # Circles whose supermarkets all report (none of them serves C05) stay OK.
+    assert after[("C01", "rice")].status == "OK"
