@@ -13,6 +13,7 @@ from schema.contract import (
     Accepted,
     Context,
     Kind,
+    Rejection,
     Sku,
     chunk_report,
     encode_report,
@@ -514,5 +515,6 @@ def test_the_fast_path_agrees_with_accept(rows: list[dict[str, object]]) -> None
         ]
         for _ in range(2):  # the second time every unit spelling is in the factor cache: the fast path
             good, bad = validate_records(kind, batch, TYPED, "s1")
-            got = {r.index: r for r in [*good, *bad] if r.index in {i for i, *_ in parsed}}
+            got: dict[int, Accepted | Rejection] = {a.index: a for a in good}
+            got.update((r.index, r) for r in bad)
             assert [got[e.index] for e in expected] == expected
