@@ -374,18 +374,30 @@ def _implausible(
     kind = ctx.outlet_type.get(outlet_id)
     holder = BUSINESS_TYPE_NAME.get(kind, kind) if kind is not None else "outlet"
     if name == "price":
-        came_to = f"{value:.6g} CNY per {canonical}" if value > 0 else f"not a positive price per {canonical}"
-        reason = (
-            f"{given:g} CNY per {unit} of {necessity} is {came_to}; a price of {necessity} above "
-            f"{limit:g} CNY per {canonical} is not plausible; check the unit and the price column"
-        )
+        given_as = f"{_num(given)} CNY per {unit} of {necessity}"
+        if not value > 0:
+            reason = f"{given_as} comes to 0 CNY per {canonical}; check the unit and the price column"
+        else:
+            came_to = f"{_num(value)} CNY" if math.isfinite(value) else "more CNY than a number holds"
+            reason = (
+                f"{given_as} is {came_to} per {canonical}; a price of {necessity} above {_num(limit)} CNY "
+                f"per {canonical} is not plausible; check the unit and the price column"
+            )
     else:
         verb, what = ("hold", "stock") if name == "quantity" else ("sell in 24 h", "sales")
+        amount = f"{_num(given)} {unit} of {necessity}"
+        if unit != canonical:
+            amount += f" ({_num(value)} {canonical})" if math.isfinite(value) else f" ({_num(value)} in {canonical})"
         reason = (
-            f"{given:g} {unit} of {necessity} is {value:.6g} {canonical}, more than any {holder} can {verb} "
-            f"({what} above {limit:g} {canonical} is not plausible); check the unit and the {name} column"
+            f"{amount} is more than any {holder} can {verb} ({what} above {_num(limit)} {canonical} "
+            f"is not plausible); check the unit and the {name} column"
         )
     return Rejection(index, name, reason, outlet_id=outlet_id)
+
+
+def _num(x: float) -> str:
+    """A number as a person reads it: 2,000,000 or 6.6 or 1e+308 ("too large a number": inf)."""
+    return f"{x:,.15g}" if math.isfinite(x) else "too large a number"
 
 
 def _row_schema(model: type[BaseModel]) -> Any:
