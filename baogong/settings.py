@@ -71,6 +71,18 @@ class Settings(BaseModel):
 
     worker_id: str = Field("baogong-streams", description="Faust app id = Kafka consumer group")
     worker_port: int = Field(6066, description="Faust web port of the stream worker")
+    worker_session_timeout_s: float = Field(
+        10.0,
+        ge=6.0,
+        le=90.0,
+        description="a worker not heard from this long leaves the consumer group and its partitions move on; "
+        "the longest a restarted worker can wait for its killed predecessor to be dropped",
+    )
+    worker_instance_id: str = Field(
+        "",
+        description="static consumer-group membership: a worker restarting with the same id takes its partitions "
+        "back at once (default: host name and worker_port; 'none' turns it off)",
+    )
     partitions: int = Field(4, description="partitions of the supply topics (workers <= partitions)")
     level_interval_s: float = Field(5.0, description="seconds between circle-level computations")
     stall_after_s: float | None = Field(

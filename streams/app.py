@@ -13,6 +13,7 @@ log line instead of crashing or idling on topics it cannot see.
 from __future__ import annotations
 
 import logging
+import socket
 import time
 from collections.abc import Callable
 from typing import Any
@@ -53,6 +54,29 @@ def wait_for_topics(
             backoff = min(backoff * 2, max_backoff_s)
 
 
+def group_membership(settings: Settings) -> dict[str, Any]:
+    """How the worker sits in its consumer group, as faust.App settings.
+
+    A worker killed with -9 never says goodbye: the broker keeps its
+    membership until `worker_session_timeout_s` passes without a heartbeat,
+    and a new member's join waits for that (Faust's default, 60 s, made a
+    restart take a minute). Heartbeats come 5 times per session timeout. With
+    static membership (`worker_instance_id`, by default host name and
+    worker_port, so two workers on one host differ) a restarted worker
+    replaces its old membership at once and gets its partitions back without
+    waiting; a worker that stops for good gives its partitions up after the
+    session timeout.
+    """
+    session = settings.worker_session_timeout_s
+    instance = settings.worker_instance_id or f"{socket.gethostname()}-{settings.worker_port}"
+    return {
+        "broker_session_timeout": session,
+        "broker_heartbeat_interval": session / 5,
+        "broker_rebalance_timeout": max(30.0, session),
+        "consumer_group_instance_id": None if instance == "none" else instance,
+    }
+
+
 def create_app(settings: Settings) -> faust.App:
     wait_for_topics(settings)
     datadir = settings.state_dir / "faust" / settings.worker_id  # Faust's default is ./<id>-data, in the checkout
@@ -72,6 +96,7 @@ def create_app(settings: Settings) -> faust.App:
         web_host="127.0.0.1",
         web_port=settings.worker_port,
         processing_guarantee="at_least_once",
+        **group_membership(settings),
     )
     state = WorkerState(settings)
 
