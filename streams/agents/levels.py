@@ -4,10 +4,10 @@ Runs on the leader worker only. Levels are recomputed from the database even
 when no report arrived, so data going stale shows as STALE on time. One pass:
 
 1. measures how far behind the supply topics the workers are: the broker's
-   end offsets (asked through the worker's own consumer) against what the
-   workers have written (`stream_offsets`), in reports and seconds
-   (`streams.lag`). A broker or table that does not answer within
-   `OFFSETS_TIMEOUT_S` makes the lag unknown (None); it never skips the pass;
+   end offsets (`BrokerOffsets`) against what the workers have written
+   (`stream_offsets`), in reports and seconds (`streams.lag`). A broker or
+   table that does not answer within `OFFSETS_TIMEOUT_S` makes the lag
+   unknown (None); it never skips the pass;
 2. computes and stores every level with that lag (`streams.circles.refresh_levels`);
 3. writes the heartbeat (`pipeline_status`, id 'levels'), which the
    PipelineStalled rule and `baogong status` read even when no level changed;
@@ -28,10 +28,11 @@ import socket
 import time
 from collections import defaultdict
 from datetime import UTC, datetime
+from typing import Any
 
 import faust
 import orjson
-from faust.types import TP
+from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from schema import topics
 from schema.db import QUERIES, DatabaseError, transaction
@@ -55,6 +56,7 @@ def register(app: faust.App, sink: faust.TopicT, state: WorkerState) -> None:
     settings = state.settings
     supply = [settings.topic(spec.name) for spec in SUPPLY]
     tracker = LagTracker()
+    offsets = BrokerOffsets(settings.kafka_bootstrap)
     worker = f"{settings.worker_id} on {socket.gethostname()} pid {os.getpid()}"
     demand = demand_rule(settings)
     measured = True  # whether the last pass could measure the lag (log changes only, not every tick)
@@ -66,7 +68,7 @@ def register(app: faust.App, sink: faust.TopicT, state: WorkerState) -> None:
         started = time.monotonic()
         now = datetime.now(UTC)
         try:
-            parts = await _measure_lag(app, state, supply, tracker, now)
+            parts = await _measure_lag(app, state, offsets, supply, tracker, now)
         except Exception as exc:  # the lag is best effort: never a reason to skip levels
             parts = None
             if measured:
@@ -89,23 +91,77 @@ def register(app: faust.App, sink: faust.TopicT, state: WorkerState) -> None:
         for circle_id, circle_levels in by_circle.items():
             await sink.send(key=circle_id.encode(), value=orjson.dumps(level_message(circle_id, circle_levels)))
 
+    @app.on_before_shutdown.connect  # type: ignore[arg-type]  # mode types the signal loosely
+    async def _close_offsets(sender: faust.App, **_: Any) -> None:
+        await offsets.close()
+
+
+class BrokerOffsets:
+    """Log start and end offsets of partitions, read with a small Kafka client of the level timer's own.
+
+    The worker's Faust consumer could answer too, but its calls queue behind
+    its fetches (about a second each, which made a 1 s level pass take 2 s);
+    this client has no consumer group and no subscriptions and answers in
+    milliseconds. Connects on first use (again after a failure); `close` at shutdown.
+    """
+
+    def __init__(self, bootstrap: str) -> None:
+        self._bootstrap = bootstrap
+        self._client: AIOKafkaConsumer | None = None
+
+    async def read(self, tps: list[TopicPartition]) -> tuple[dict[TopicPartition, int], dict[TopicPartition, int]]:
+        """(start offsets, end offsets) of `tps`. Raises KafkaError or TimeoutError; never waits much longer
+        than `OFFSETS_TIMEOUT_S` per call."""
+        client = await self._connected()
+        try:
+            starts = await asyncio.wait_for(client.beginning_offsets(tps), OFFSETS_TIMEOUT_S)
+            ends = await asyncio.wait_for(client.end_offsets(tps), OFFSETS_TIMEOUT_S)
+        except Exception:
+            await self.close()  # a fresh connection next time
+            raise
+        return dict(starts), dict(ends)
+
+    async def _connected(self) -> AIOKafkaConsumer:
+        if self._client is None:
+            client = AIOKafkaConsumer(
+                bootstrap_servers=self._bootstrap,
+                group_id=None,
+                enable_auto_commit=False,
+                request_timeout_ms=int(OFFSETS_TIMEOUT_S * 1000),
+            )
+            try:
+                await asyncio.wait_for(client.start(), OFFSETS_TIMEOUT_S)
+            except BaseException:
+                await client.stop()
+                raise
+            self._client = client
+        return self._client
+
+    async def close(self) -> None:
+        client, self._client = self._client, None
+        if client is not None:
+            await client.stop()
+
 
 async def _measure_lag(
-    app: faust.App, state: WorkerState, supply: list[str], tracker: LagTracker, now: datetime
+    app: faust.App,
+    state: WorkerState,
+    offsets: BrokerOffsets,
+    supply: list[str],
+    tracker: LagTracker,
+    now: datetime,
 ) -> list[PartitionLag] | None:
-    """Each supply partition's lag at `now`; None when the consumer does not know the partitions yet.
+    """Each supply partition's lag at `now`; None when the worker's consumer does not know the partitions yet.
 
     Raises whatever the broker or the database raised, or TimeoutError.
     """
-    consumer = app.consumer
-    tps: list[TP] = []
+    tps: list[TopicPartition] = []
     for topic in supply:
-        count = consumer.topic_partitions(topic)
+        count = app.consumer.topic_partitions(topic)  # the consumer's metadata: no request
         if not count:
             return None
-        tps.extend(TP(topic, p) for p in range(count))
-    ends = await asyncio.wait_for(consumer.highwaters(*tps), OFFSETS_TIMEOUT_S)
-    starts = await asyncio.wait_for(consumer.earliest_offsets(*tps), OFFSETS_TIMEOUT_S)
+        tps.extend(TopicPartition(topic, p) for p in range(count))
+    starts, ends = await offsets.read(tps)
     async with transaction(state.pool) as conn, conn.cursor() as cur:
         await cur.execute(QUERIES["written_offsets"], {"topics": supply})
         rows = await cur.fetchall()
