@@ -11,6 +11,7 @@ rows are upserted, bad rows reported. Uploaded with `baogong skus import
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -69,6 +70,10 @@ def validate_rows(
         if not sku:
             reject("sku", "empty SKU code")
             continue
+        if "\x00" in sku + necessity + unit:
+            field = next(n for n, v in (("sku", sku), ("necessity", necessity), ("pack_unit", unit)) if "\x00" in v)
+            reject(field, "contains a NUL character (\\x00), which cannot be stored; remove it")
+            continue
         if sku in seen:
             reject("sku", f"SKU {sku!r} appears twice in the file")
             continue
@@ -80,11 +85,12 @@ def validate_rows(
         except ValueError:
             reject("pack_quantity", f"{record.get('pack_quantity')!r} is not a number")
             continue
-        if not qty > 0:
-            reject("pack_quantity", "must be greater than 0")
+        if not 0 < qty < math.inf:
+            reject("pack_quantity", "must be a finite number greater than 0")
             continue
         try:
-            factor(unit, units[necessity])
+            if not math.isfinite(qty * factor(unit, units[necessity])):
+                raise UnitError(f"a pack of {qty:g} {unit} is too large to count; check pack_quantity and pack_unit")
         except UnitError as exc:
             reject("pack_unit", str(exc))
             continue
