@@ -145,6 +145,7 @@ class PriceReport(_Report):
 
 RECORD_MODELS: dict[Kind, type[_Record]] = {"inventory": InventoryRecord, "price": PriceRecord}
 REPORT_MODELS: dict[Kind, type[_Report]] = {"inventory": InventoryReport, "price": PriceReport}
+LINE_MODELS: dict[Kind, type[_Line]] = {"inventory": InventoryLine, "price": PriceLine}
 
 RejectCode = Literal["invalid", "forbidden", "unknown_outlet"]
 
@@ -635,18 +636,24 @@ def validate_report(kind: Kind, raw: bytes, ctx: Context) -> tuple[_Report | Non
 
     A message that is not a report at all gives (None, [], [rejection with
     index -1]); a report with some bad lines gives the good lines and a
-    rejection per bad one (index = position in `lines`). The report's
-    `supplier_id` must own the outlet, exactly as on the HTTP path.
+    rejection per bad one (index = position in `lines`), whether a line breaks
+    the line model (a negative quantity) or the rules (an unknown unit): a bad
+    line never costs the good lines beside it. The report's `supplier_id` must
+    own the outlet, exactly as on the HTTP path.
     """
+    bad: list[Rejection] = []
     try:
         report = REPORT_MODELS[kind].model_validate_json(raw)
+        lines: list[tuple[int, Any]] = list(enumerate(report.lines))  # type: ignore[attr-defined]
     except ValidationError as exc:
-        name, reason = _field_error(exc)
-        return None, [], [Rejection(-1, name, reason)]
+        salvaged = _salvage_lines(kind, raw, exc)
+        if salvaged is None:
+            name, reason = _field_error(exc)
+            return None, [], [Rejection(-1, name, reason)]
+        report, lines, bad = salvaged
     good: list[Accepted] = []
-    bad: list[Rejection] = []
     window = _Window.of(ctx)
-    for index, ln in enumerate(report.lines):  # type: ignore[attr-defined]
+    for index, ln in lines:
         result = _accept(
             kind,
             index,
@@ -667,4 +674,31 @@ def validate_report(kind: Kind, raw: bytes, ctx: Context) -> tuple[_Report | Non
             good.append(result)
         else:
             bad.append(result)
+    if bad:
+        bad.sort(key=lambda r: r.index)
     return report, good, bad
+
+
+def _salvage_lines(
+    kind: Kind, raw: bytes, exc: ValidationError
+) -> tuple[_Report, list[tuple[int, Any]], list[Rejection]] | None:
+    """When only some lines broke the report model: the envelope, the good lines, a rejection per bad line.
+
+    None when anything outside `lines[i]` is wrong (the envelope, the JSON, the
+    number of lines): then the whole message is rejected.
+    """
+    if any(len(e["loc"]) < 2 or e["loc"][0] != "lines" or not isinstance(e["loc"][1], int) for e in exc.errors()):
+        return None
+    body = orjson.loads(raw)
+    envelope = _Report.model_validate(body)  # every error was inside a line, so the envelope is valid
+    line_model = LINE_MODELS[kind]
+    good: list[tuple[int, Any]] = []
+    bad: list[Rejection] = []
+    for index, line in enumerate(body["lines"]):
+        try:
+            good.append((index, line_model.model_validate(line)))
+        except ValidationError as line_exc:
+            name, reason = _field_error(line_exc)
+            outlet = envelope.outlet_id
+            bad.append(Rejection(index, name, reason, outlet_id=outlet))
+    return envelope, good, bad

@@ -116,6 +116,30 @@ def test_worker_validates_report_messages_with_the_same_rules() -> None:
     assert bad[0].index == -1
 
 
+def test_a_line_that_breaks_the_line_model_costs_only_that_line() -> None:
+    report = {
+        "kind": "inventory",
+        "v": 1,
+        "supplier_id": "s1",
+        "outlet_id": "O1",
+        "reported_at": "2026-11-25T11:00:00+08:00",
+        "lines": [
+            {"necessity": "rice", "quantity": 10, "unit": "kg"},
+            {"necessity": "milk", "quantity": -1, "unit": "L"},
+            {"necessity": "rice", "quantity": 3, "unit": "kg", "message_id": "a\x00b"},
+            {"necessity": "instant_noodles", "quantity": 24, "unit": "piece"},
+        ],
+    }
+    envelope, lines, bad = validate_report("inventory", orjson.dumps(report), CTX)
+    assert envelope is not None and envelope.supplier_id == "s1"
+    assert [(a.index, a.necessity, a.amount) for a in lines] == [(0, "rice", 10.0), (3, "instant_noodles", 24.0)]
+    assert [(b.index, b.field) for b in bad] == [(1, "quantity"), (2, "message_id")]
+    assert all(b.outlet_id == "O1" for b in bad)
+    broken_envelope = {**report, "reported_at": "yesterday"}
+    envelope, lines, bad = validate_report("inventory", orjson.dumps(broken_envelope), CTX)
+    assert envelope is None and lines == [] and [b.index for b in bad] == [-1]
+
+
 def test_units() -> None:
     assert to_canonical(3, "jin", "kg") == 1.5
     assert to_canonical(250, "ml", "L") == 0.25
