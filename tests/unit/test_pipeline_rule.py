@@ -158,3 +158,29 @@ def test_a_lag_hovering_around_the_bound_pages_once() -> None:
         if event:
             events.append(event)
     assert events == [Event.FIRED]
+
+
+def test_status_tells_a_person_what_to_do_when_stalled() -> None:
+    from baogong.settings import Settings
+    from baogong.status import PartitionView, PipelineReport, render
+
+    settings = Settings.from_env({}, level_interval_s=5.0)
+    topic = "supply.inventory.v1"
+    parts = [PartitionView(topic, 0, written=100, end=173, start=0, message_at=at(-1))]
+    counts = [{"status": "OK", "levels": 110, "circles": 10}, {"status": "SHORTAGE", "levels": 1, "circles": 1}]
+    beat = heartbeat(at(0), lag_s=0.0, lag_reports=0)
+
+    stalled = PipelineReport(at(125), beat, parts, None, counts, CURRENCY.problem(at(0), 0.0, at(125)))
+    text = render(stalled, settings)
+    assert not stalled.current
+    assert text.startswith("Circle levels: STALLED: circle levels were last computed 2 min 5 s ago")
+    assert "Is `baogong worker` running?" in text
+    assert "73" in text and "SHORTAGE 1 in 1 circle(s), OK 110 in 10 circle(s)" in text
+
+    current = PipelineReport(at(3), beat, parts, "KafkaTimeoutError", counts, None)
+    text = render(current, settings)
+    assert text.startswith("Circle levels: CURRENT") and "What to do" not in text
+    assert "did not answer: KafkaTimeoutError" in text
+
+    never = PipelineReport(at(3), None, [], None, [], CURRENCY.problem(None, None, at(3)))
+    assert "never" in render(never, settings) and not never.current
