@@ -22,6 +22,10 @@ the hold. With rules evaluated every `eval_interval_s`, it fires at most
 defaults (level interval 5 s, stall after 3 intervals, evaluation every 5 s)
 at most 20 s after the last pass, i.e. within three level intervals of the
 first pass that did not happen.
+
+Ages compare the worker's clock (when it computed) with the dispatcher's
+(when it evaluates): on separate hosts keep them synchronised (NTP) well
+within `stall_after_s`.
 """
 
 from __future__ import annotations
