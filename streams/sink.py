@@ -280,8 +280,8 @@ class ReportSink:
                 counts[m.supplier_id].dead_lettered += 1
                 result.refused += 1
 
-            for supplier, c in counts.items():
-                await add_feed_health(cur, supplier, "kafka", c)
+            for supplier in sorted(counts):  # one order in every transaction: two agents never deadlock here
+                await add_feed_health(cur, supplier, "kafka", counts[supplier])
             last: dict[TopicPartition, Position] = {}
             for m in kept:
                 p = m.position

@@ -15,8 +15,10 @@ import asyncio
 import logging
 from datetime import timedelta
 
+import psycopg
+
 from baogong.settings import Settings
-from schema.db import QUERIES, DatabaseError, make_pool, transaction
+from schema.db import QUERIES, DatabaseError, make_pool, transaction, translate
 from schema.registry import Registry
 from streams.sink import ReportSink
 
@@ -41,16 +43,16 @@ class WorkerState:
     async def ready(self) -> None:
         """Block until the database answers and the registry is loaded; cheap after the first success.
 
-        Never raises on an outage (only a cancellation gets out).
+        Never raises on an outage (only a cancellation gets out). The pool is
+        opened only once a direct connection succeeds: psycopg's pool backs
+        off its own reconnection attempts (up to minutes after a long outage),
+        and one opened too early could lag far behind the database's return.
         """
         if self._ready:
             return
         async with self._lock:
             if self._ready:
                 return
-            if not self._pool_opened:
-                await self.pool.open(wait=False)  # connects in the background; never raises on an outage
-                self._pool_opened = True
             backoff = 1.0
             while True:
                 problem = await self._try_load()
@@ -68,12 +70,21 @@ class WorkerState:
             log.info("database reached and outlet registry loaded; consuming")
 
     async def _try_load(self) -> str | None:
-        """Load the registry; None when loaded, else what is wrong."""
+        """Open the pool once the database answers, load the registry; None when done, else what is wrong."""
         try:
+            if not self._pool_opened:
+                probe = await psycopg.AsyncConnection.connect(
+                    self.settings.database_url.get_secret_value(), connect_timeout=5
+                )
+                await probe.close()
+                await self.pool.open(wait=False)  # never raises on an outage; connects in the background
+                self._pool_opened = True
             async with transaction(self.pool) as conn:
                 await conn.execute(QUERIES["necessity_units"])
+        except psycopg.Error as exc:
+            return _first_line(translate(exc))
         except DatabaseError as exc:
-            return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            return _first_line(exc)
         await self.registry.refresh()  # keeps the old (empty) view when it fails
         ctx = await self.registry.context()
         if not ctx.units:
@@ -85,3 +96,8 @@ class WorkerState:
             await self.pool.close()
             self._pool_opened = False
             self._ready = False
+
+
+def _first_line(exc: Exception) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
