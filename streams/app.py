@@ -40,6 +40,7 @@ def wait_for_topics(
     backoff = 1.0
     while True:
         try:
+            _reachable(settings.kafka_bootstrap)  # fails at once, where kafka-python's bootstrap takes ~30 s
             topics.ensure_topics(settings.kafka_bootstrap, names, settings.partitions)
             return
         except Exception as exc:  # kafka-python raises KafkaError subclasses, or OSError underneath
@@ -52,6 +53,19 @@ def wait_for_topics(
             )
             sleep(backoff)
             backoff = min(backoff * 2, max_backoff_s)
+
+
+def _reachable(bootstrap: str, timeout_s: float = 5.0) -> None:
+    """Return when a TCP connection to one of the bootstrap servers succeeds; else raise the last OSError."""
+    error: OSError = OSError(f"no bootstrap server in {bootstrap!r}")
+    for server in bootstrap.split(","):
+        host, _, port = server.strip().rpartition(":")
+        try:
+            socket.create_connection((host.strip("[]") or "127.0.0.1", int(port)), timeout=timeout_s).close()
+            return
+        except OSError as exc:
+            error = exc
+    raise error
 
 
 def group_membership(settings: Settings) -> dict[str, Any]:

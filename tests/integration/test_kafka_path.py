@@ -95,8 +95,8 @@ def test_raw_topic_reports_are_validated_dead_lettered_and_counted_once(
     with connect(database_url) as conn:
         rows = conn.execute("SELECT outlet_id, necessity, quantity FROM outlet_reports ORDER BY 1, 2").fetchall()
         health = conn.execute(
-            "SELECT supplier_id, sum(accepted) AS a, sum(rejected) AS r, sum(dead_lettered) AS d "
-            "FROM feed_health GROUP BY 1 ORDER BY 1"
+            "SELECT supplier_id, sum(accepted) AS a, sum(rejected) AS r, sum(dead_lettered) AS d, "
+            "sum(duplicates) AS dup FROM feed_health GROUP BY 1 ORDER BY 1"
         ).fetchall()
     assert [(r["outlet_id"], r["necessity"], r["quantity"]) for r in rows] == [
         ("O1", "eggs", 5.0),
@@ -105,6 +105,9 @@ def test_raw_topic_reports_are_validated_dead_lettered_and_counted_once(
     ]  # the redelivered rice line is stored once
     by_supplier = {h["supplier_id"]: h for h in health}
     assert by_supplier["s2"]["r"] == 21 and by_supplier["s2"]["d"] == 5  # capped dead letters, all counted
+    # s1: three new lines, the repeated rice line counted as a duplicate (not as accepted), its SKU line rejected
+    assert (by_supplier["s1"]["a"], by_supplier["s1"]["dup"], by_supplier["s1"]["r"]) == (3, 1, 1)
+    assert by_supplier["s2"]["a"] == 0 and by_supplier["s2"]["dup"] == 0
 
     letters = [json.loads(v) for _, v in read_topic(configured_kafka, topic_prefix + "supply.deadletter.v1")]
     reasons = {(d["supplier_id"], d["field"], d["code"]) for d in letters}
