@@ -65,7 +65,7 @@ ORDER BY t, p
 ON CONFLICT (topic, partition) DO NOTHING;
 
 -- name: lock_stream_offsets
-SELECT s.topic, s.partition, s.next_offset
+SELECT s.topic, s.partition, s.next_offset, s.message_at
 FROM stream_offsets s
 JOIN unnest(%(topics)s::text[], %(partitions)s::int[]) AS u(t, p) ON s.topic = u.t AND s.partition = u.p
 ORDER BY s.topic, s.partition
@@ -73,9 +73,18 @@ FOR UPDATE OF s;
 
 -- What is written already, without a lock (the worker's cheap check before validating a batch).
 -- name: stream_offsets
-SELECT s.topic, s.partition, s.next_offset
+SELECT s.topic, s.partition, s.next_offset, s.message_at
 FROM stream_offsets s
 JOIN unnest(%(topics)s::text[], %(partitions)s::int[]) AS u(t, p) ON s.topic = u.t AND s.partition = u.p;
+
+-- A partition whose log now ends below what the worker wrote was recreated
+-- (or the broker lost its log, as an in-memory broker does on restart): its
+-- messages are new, whatever their offsets; start it again from 0.
+-- name: reset_stream_offsets
+UPDATE stream_offsets s SET next_offset = 0, message_at = NULL, written_at = now()
+FROM unnest(%(topics)s::text[], %(partitions)s::int[], %(ends)s::bigint[]) AS u(t, p, e)
+WHERE s.topic = u.t AND s.partition = u.p AND s.next_offset > u.e
+RETURNING s.topic, s.partition, u.e AS log_end;
 
 -- Offsets only move forward.
 -- name: advance_stream_offsets

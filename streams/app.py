@@ -112,7 +112,7 @@ def create_app(settings: Settings) -> faust.App:
         processing_guarantee="at_least_once",
         **group_membership(settings),
     )
-    state = WorkerState(settings)
+    state = WorkerState(settings, stopping=lambda: app.should_stop)  # asked to stop: no endless outage waits
 
     def topic(spec: topics.TopicSpec) -> faust.TopicT:
         return app.topic(settings.topic(spec.name), partitions=settings.partitions, key_type=bytes, value_type=bytes)

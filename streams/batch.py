@@ -155,6 +155,10 @@ class PoisonFlood(Exception):
     """Too many items in a row were refused: stop the worker; do not acknowledge."""
 
 
+class Interrupted(Exception):
+    """The worker is stopping while a batch waits for the database: stop now; do not acknowledge."""
+
+
 async def settle(
     handle: Callable[[], Awaitable[None]],
     *,
@@ -168,21 +172,22 @@ async def settle(
     escapes — an exception, or a cancellation in the middle of the batch —
     is logged with `what` and ends the process with `exit` (default
     `os._exit`: no `finally`, no acknowledgement, no offset commit), status
-    EXIT_CANCELLED for a cancellation and EXIT_UNEXPECTED otherwise. The
-    batch is redelivered to whichever worker runs next.
+    EXIT_CANCELLED for a cancellation or an `Interrupted` wait (the worker
+    was asked to stop) and EXIT_UNEXPECTED otherwise. The batch is
+    redelivered to whichever worker runs next.
     """
     try:
         await handle()
     except BaseException as exc:  # a cancellation mid-batch must not ack either
-        cancelled = not isinstance(exc, Exception)
-        code = EXIT_CANCELLED if cancelled else EXIT_UNEXPECTED
+        stopping = isinstance(exc, Interrupted) or not isinstance(exc, Exception)
+        code = EXIT_CANCELLED if stopping else EXIT_UNEXPECTED
         log.critical(
             "%s: %s; stopping the worker now (exit %d) WITHOUT acknowledging the batch, "
             "which is redelivered after the restart",
             what,
-            "cancelled before the batch was written" if cancelled else describe(exc),
+            str(exc) or "cancelled before the batch was written" if stopping else describe(exc),
             code,
-            exc_info=not cancelled,
+            exc_info=not stopping,
         )
         for handler in logging.getLogger().handlers:
             handler.flush()

@@ -6,7 +6,9 @@ locks those partitions' offsets first and drops every message below the
 stored `next_offset` (written and counted before: a redelivery, or another
 worker's write during a rebalance), so a message is written and counted at
 most once however often Kafka delivers it; Kafka's own commit comes after and
-only saves work.
+only saves work. A partition whose log was recreated under the same name (or
+lost by its broker) is recognised, by its end offset or by timestamps
+(`written`, `Written.covers`), so its new messages are not skipped as old.
 
 Rows:
 * inventory: the lines of one message that share a key (outlet, necessity,
@@ -19,7 +21,9 @@ Rows:
 Failure contract:
 * the database unreachable (`DatabaseUnavailable`, incl. deadlocks and
   timeouts): the whole batch is retried with back-off (capped at
-  `max_backoff_s`) for as long as it takes; `write` does not return meanwhile.
+  `max_backoff_s`) for as long as it takes; `write` does not return meanwhile,
+  unless `stopping()` turns true: then it raises `streams.batch.Interrupted`
+  (nothing committed).
 * the database or our code refusing rows: each write attempt runs under a
   savepoint, `streams.batch.isolate` splits around the refused rows, the
   others are written; `on_refused(message, row, exc)` is awaited for each
@@ -33,9 +37,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import psycopg
@@ -44,7 +48,7 @@ from psycopg_pool import AsyncConnectionPool
 from schema.contract import Accepted, Kind
 from schema.db import QUERIES, DatabaseUnavailable, Row, transaction, translate
 from schema.feed import FeedCounts, add_feed_health
-from streams.batch import PoisonLimit, isolate
+from streams.batch import Interrupted, PoisonLimit, isolate
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +68,35 @@ class Position:
     @property
     def tp(self) -> TopicPartition:
         return (self.topic, self.partition)
+
+
+#: A message below a partition's next_offset, but with a broker timestamp later than this after the last
+#: written message's, cannot have been written: its log was recreated (or the broker lost it), so it is new.
+#: Generous, so that producers' clock skew never makes a redelivery look new (that would count a duplicate).
+RECREATED_AFTER = timedelta(minutes=5)
+
+
+@dataclass(frozen=True, slots=True)
+class Written:
+    """What is written of one partition: every message below `next_offset`, the last one stamped `message_at`."""
+
+    next_offset: int = 0
+    message_at: datetime | None = None
+
+    def covers(self, p: Position) -> bool:
+        """Whether message `p` was written before (and must be skipped, not written or counted again).
+
+        A message below `next_offset` was, unless its broker timestamp is more
+        than RECREATED_AFTER later than the last written message's: then the
+        partition's log was recreated under the same name and the message is
+        new (writing it again would at worst count duplicates; skipping a new
+        one would lose it).
+        """
+        if p.offset >= self.next_offset:
+            return False
+        if p.timestamp is not None and self.message_at is not None:
+            return p.timestamp <= self.message_at + RECREATED_AFTER
+        return True
 
 
 @dataclass(slots=True)
@@ -160,25 +193,54 @@ Pair = tuple[MessageWrite, SinkRow]
 
 
 class ReportSink:
-    def __init__(self, pool: AsyncConnectionPool[Any], *, max_backoff_s: float = 30.0) -> None:
+    def __init__(
+        self,
+        pool: AsyncConnectionPool[Any],
+        *,
+        max_backoff_s: float = 30.0,
+        stopping: Callable[[], bool] = lambda: False,
+    ) -> None:
         self._pool = pool
         self._max_backoff_s = max_backoff_s
+        self._stopping = stopping
 
-    async def written(self, positions: Sequence[Position]) -> dict[TopicPartition, int]:
-        """The stored next_offset of each partition among `positions` (absent: nothing written yet).
+    async def written(
+        self, positions: Sequence[Position], log_ends: Mapping[TopicPartition, int] | None = None
+    ) -> dict[TopicPartition, Written]:
+        """What is written of each partition among `positions` (absent: nothing yet); see `Written.covers`.
 
         An unlocked read, to skip redelivered messages before validating them;
-        `write` checks again under a lock. Retries outages like `write`.
+        `write` checks again under a lock. `log_ends` are the broker's end
+        offsets where known: a partition whose stored next_offset lies beyond
+        its log's end was recreated (or its broker lost the log), and is reset
+        to 0 first, with an error logged, so its new messages are written
+        rather than skipped as old ones. Retries outages like `write`.
         """
         if not positions:
             return {}
-        params = _tp_params(sorted({p.tp for p in positions}))
+        tps = sorted({p.tp for p in positions})
+        params = _tp_params(tps)
+        ends = [tp for tp in tps if log_ends and tp in log_ends]
         backoff = 0.5
         while True:
             try:
                 async with transaction(self._pool) as conn, conn.cursor() as cur:
+                    if ends and log_ends:
+                        await cur.execute(
+                            QUERIES["reset_stream_offsets"],
+                            {**_tp_params(ends), "ends": [log_ends[tp] for tp in ends]},
+                        )
+                        for r in await cur.fetchall():
+                            log.error(
+                                "%s partition %d: the broker's log ends at offset %d, below what was written "
+                                "before; the topic was recreated or the broker lost its log. Writing its "
+                                "messages from offset 0 again (stored lines count as duplicates)",
+                                r["topic"],
+                                r["partition"],
+                                r["log_end"],
+                            )
                     await cur.execute(QUERIES["stream_offsets"], params)
-                    return {(r["topic"], r["partition"]): r["next_offset"] for r in await cur.fetchall()}
+                    return {(r["topic"], r["partition"]): _written(r) for r in await cur.fetchall()}
             except DatabaseUnavailable as exc:
                 backoff = await self._wait(backoff, exc, "read written offsets")
 
@@ -207,7 +269,7 @@ class ReportSink:
 
     async def _wait(self, backoff: float, exc: Exception, what: str) -> float:
         log.warning("database unavailable, will %s again in %.1fs: %s", what, backoff, exc)
-        await asyncio.sleep(backoff)
+        await pause(backoff, self._stopping)
         return min(backoff * 2, self._max_backoff_s)
 
     async def _write(
@@ -223,9 +285,17 @@ class ReportSink:
             params = _tp_params(sorted({m.position.tp for m in messages}))
             await cur.execute(QUERIES["ensure_stream_offsets"], params)
             await cur.execute(QUERIES["lock_stream_offsets"], params)
-            done = {(r["topic"], r["partition"]): r["next_offset"] for r in await cur.fetchall()}
-            kept = [m for m in messages if m.position.offset >= done.get(m.position.tp, 0)]
+            done = {(r["topic"], r["partition"]): _written(r) for r in await cur.fetchall()}
+            kept = [m for m in messages if not done.get(m.position.tp, NOTHING).covers(m.position)]
             result.skipped = len(messages) - len(kept)
+            recreated = [m for m in kept if m.position.offset < done.get(m.position.tp, NOTHING).next_offset]
+            if recreated:
+                log.error(
+                    "%d messages below their partitions' written offsets are newer than what was written "
+                    "(first: %s): the topic was recreated or the broker lost its log; writing them",
+                    len(recreated),
+                    recreated[0].position,
+                )
             if not kept:
                 return result
 
@@ -342,6 +412,29 @@ class ReportSink:
                     )
             await cur.execute(QUERIES["insert_prices_from_staging"])
             return {(x["outlet_id"], x["necessity"], x["reported_at"]) for x in await cur.fetchall()}
+
+
+async def pause(seconds: float, stopping: Callable[[], bool], step_s: float = 0.5) -> None:
+    """Sleep `seconds`, but raise `Interrupted` as soon as `stopping()` is true (checked every `step_s`).
+
+    A worker asked to stop while it waits out an outage stops without
+    acknowledging the batch it holds, instead of holding up its shutdown.
+    """
+    deadline = asyncio.get_running_loop().time() + seconds
+    while True:
+        if stopping():
+            raise Interrupted("asked to stop while waiting for the database")
+        left = deadline - asyncio.get_running_loop().time()
+        if left <= 0:
+            return
+        await asyncio.sleep(min(step_s, left))
+
+
+NOTHING = Written()
+
+
+def _written(row: Row) -> Written:
+    return Written(row["next_offset"], row["message_at"])
 
 
 def _tp_params(tps: Sequence[TopicPartition]) -> dict[str, list[Any]]:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from datetime import timedelta
 
 import psycopg
@@ -20,16 +21,19 @@ import psycopg
 from baogong.settings import Settings
 from schema.db import QUERIES, DatabaseError, make_pool, transaction, translate
 from schema.registry import Registry
-from streams.sink import ReportSink
+from streams.sink import ReportSink, pause
 
 log = logging.getLogger(__name__)
 
 
 class WorkerState:
-    def __init__(self, settings: Settings, *, max_backoff_s: float = 15.0) -> None:
+    def __init__(
+        self, settings: Settings, *, max_backoff_s: float = 15.0, stopping: Callable[[], bool] = lambda: False
+    ) -> None:
         self.settings = settings
+        self.stopping = stopping
         self.pool = make_pool(settings.database_url.get_secret_value(), max_size=4)
-        self.sink = ReportSink(self.pool)
+        self.sink = ReportSink(self.pool, stopping=stopping)
         self.registry = Registry(
             self.pool,
             clock_skew=timedelta(seconds=settings.clock_skew_s),
@@ -43,7 +47,8 @@ class WorkerState:
     async def ready(self) -> None:
         """Block until the database answers and the registry is loaded; cheap after the first success.
 
-        Never raises on an outage (only a cancellation gets out). The pool is
+        Never raises on an outage; a cancellation, or `stopping()` turning
+        true (`streams.batch.Interrupted`), gets out. The pool is
         opened only once a direct connection succeeds: psycopg's pool backs
         off its own reconnection attempts (up to minutes after a long outage),
         and one opened too early could lag far behind the database's return.
@@ -64,7 +69,7 @@ class WorkerState:
                     problem,
                     backoff,
                 )
-                await asyncio.sleep(backoff)
+                await pause(backoff, self.stopping)
                 backoff = min(backoff * 2, self._max_backoff_s)
             self._ready = True
             log.info("database reached and outlet registry loaded; consuming")

@@ -30,12 +30,13 @@ from typing import Any
 
 import faust
 import orjson
+from faust.types import TP
 
 from schema.contract import Context, Kind, Rejection, validate_report
 from schema.feed import DeadLetterCap, FeedCounts
 from streams.batch import PoisonLimit, describe, settle
 from streams.metrics import METRICS
-from streams.sink import MessageWrite, Position, SinkRow, keyed_rows
+from streams.sink import NOTHING, MessageWrite, Position, SinkRow, keyed_rows
 from streams.state import WorkerState
 
 log = logging.getLogger(__name__)
@@ -79,8 +80,8 @@ def register(app: faust.App, kind: Kind, source: faust.TopicT, deadletter: faust
     async def handle(events: Sequence[faust.types.EventT]) -> None:
         received = [(_position(e.message), e.message.value) for e in events]
         await state.ready()
-        written = await state.sink.written([p for p, _ in received])
-        fresh = [(p, v) for p, v in received if p.offset >= written.get(p.tp, 0)]
+        written = await state.sink.written([p for p, _ in received], _log_ends(app, received))
+        fresh = [(p, v) for p, v in received if not written.get(p.tp, NOTHING).covers(p)]
         ctx = await state.registry.context()
         writes: list[MessageWrite] = []
         letters: list[dict[str, Any]] = []
@@ -134,6 +135,21 @@ def register(app: faust.App, kind: Kind, source: faust.TopicT, deadletter: faust
             await settle(lambda: handle(events), what=f"{kind} reports")  # noqa: B023  (awaited at once)
 
     app.agent(source, name=f"{kind}_reports")(process)
+
+
+def _log_ends(app: faust.App, received: Sequence[tuple[Position, bytes | None]]) -> dict[tuple[str, int], int]:
+    """The broker's end offset of each partition in the batch, as of the consumer's last fetch (where known)."""
+    ends: dict[tuple[str, int], int] = {}
+    for position, _ in received:
+        if position.tp in ends:
+            continue
+        try:
+            end = app.consumer.highwater(TP(position.topic, position.partition))
+        except Exception:  # not known yet (no fetch answered): skip the check for this batch
+            continue
+        if isinstance(end, int) and end >= 0:
+            ends[position.tp] = end
+    return ends
 
 
 def _position(message: Any) -> Position:

@@ -11,7 +11,7 @@ from typing import Any
 from schema.contract import Accepted, Kind
 from schema.db import connect, make_pool
 from schema.feed import FeedCounts
-from streams.sink import BatchResult, MessageWrite, Position, ReportSink, SinkRow, keyed_rows
+from streams.sink import BatchResult, MessageWrite, Position, ReportSink, SinkRow, Written, keyed_rows
 from tests.support import seed_tiny_city
 
 TOPIC = "t.supply.inventory.v1"
@@ -157,3 +157,33 @@ def test_two_writers_of_one_partition_write_and_count_it_once(database_url: str)
     assert sorted((r.new, r.skipped) for r in results) == [(0, 30), (30, 0)]
     assert health(database_url) == {"s1": (30, 0, 0, 0)}
     assert offsets(database_url) == {0: 30}
+
+
+def test_a_recreated_partition_is_written_again_not_skipped(database_url: str) -> None:
+    """Offsets stored for an old log: the new log's messages are new (by end offset, or by timestamp)."""
+    seed_tiny_city(database_url)
+    old_at = NOW - timedelta(hours=1)
+    old = [message(i, "s1", [line("O1", "rice", 1, old_at + timedelta(seconds=i), f"old{i}")]) for i in range(20)]
+    for m in old:  # broker timestamps an hour ago
+        m.position = Position(TOPIC, 0, m.position.offset, old_at + timedelta(seconds=m.position.offset))
+    write(database_url, old)
+    assert offsets(database_url) == {0: 20}
+    new = [message(i, "s1", [line("O1", "rice", 2, NOW + timedelta(seconds=i), f"new{i}")]) for i in range(5)]
+
+    async def read(ends: dict[tuple[str, int], int] | None) -> dict[tuple[str, int], Written]:
+        pool = make_pool(database_url)
+        await pool.open()
+        try:
+            return await ReportSink(pool).written([m.position for m in new], ends)
+        finally:
+            await pool.close()
+
+    # the timestamps alone tell: these messages came long after the last one written
+    assert not any(asyncio.run(read(None))[(TOPIC, 0)].covers(m.position) for m in new)
+    # a log that ends below what was written was recreated: its offsets start again from 0
+    assert asyncio.run(read({(TOPIC, 0): 5}))[(TOPIC, 0)] == Written(0, None)
+    result, _ = write(database_url, new)
+    assert (result.new, result.skipped) == (5, 0)
+    assert offsets(database_url) == {0: 5}
+    # and a plain redelivery (same timestamps) is still skipped
+    assert Written(20, old_at + timedelta(seconds=19)).covers(old[3].position)

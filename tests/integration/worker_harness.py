@@ -110,14 +110,36 @@ def create_topics(bootstrap: str, prefix: str, partitions: int = 4) -> None:
     topics.ensure_topics(bootstrap, names, partitions)
 
 
-def produce(bootstrap: str, topic: str, messages: Sequence[tuple[bytes, bytes | None]]) -> None:
+def produce(
+    bootstrap: str, topic: str, messages: Sequence[tuple[bytes, bytes | None]], timestamp_ms: int | None = None
+) -> None:
+    """Send `messages` (key, value) in order and wait for the broker; `timestamp_ms` overrides their time."""
     producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5)
     try:
         for key, value in messages:
-            producer.send(topic, key=key, value=value)
+            producer.send(topic, key=key, value=value, timestamp_ms=timestamp_ms)
         producer.flush()
     finally:
         producer.close()
+
+
+def recreate_topic(bootstrap: str, name: str, partitions: int) -> None:
+    """Delete topic `name` and create it again, empty (what a broker that lost its log looks like)."""
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap)
+    try:
+        admin.delete_topics([name])
+        wait_for(lambda: name not in admin.list_topics(), 60, f"{name} to be deleted")
+    finally:
+        admin.close()
+
+    def created() -> bool:
+        try:
+            topics.ensure_topics(bootstrap, [name], partitions)
+        except Exception:  # still being deleted
+            return False
+        return len(end_offsets(bootstrap, [name])) == partitions
+
+    wait_for(created, 60, f"{name} to be created again")
 
 
 def end_offsets(bootstrap: str, names: Sequence[str]) -> dict[tuple[str, int], int]:

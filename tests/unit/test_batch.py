@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import NoReturn
 
 import pytest
 
 from schema.contract import Accepted
 from streams.batch import EXIT_CANCELLED, EXIT_UNEXPECTED, PoisonFlood, PoisonLimit, describe, isolate, settle
-from streams.sink import keyed_rows
+from streams.sink import RECREATED_AFTER, Position, Written, keyed_rows
 
 
 class Outage(Exception):
@@ -177,3 +177,15 @@ def test_inventory_lines_sharing_a_key_are_summed_in_order() -> None:
 def test_price_lines_are_never_summed() -> None:
     rows = keyed_rows("price", "s1", AT, [line(0, "rice", 3.0), line(1, "rice", 3.5)])
     assert [r.line.amount for r in rows] == [3.0, 3.5]
+
+
+def test_written_covers_redeliveries_but_not_a_recreated_log() -> None:
+    last = AT
+    w = Written(next_offset=10, message_at=last)
+    assert w.covers(Position("t", 0, 9, last))  # a redelivery
+    assert w.covers(Position("t", 0, 3, last - timedelta(hours=1)))
+    assert w.covers(Position("t", 0, 3, last + RECREATED_AFTER))  # clock skew between producers: still old
+    assert w.covers(Position("t", 0, 3, None))  # no timestamp: the offset decides
+    assert not w.covers(Position("t", 0, 10, last))  # not written yet
+    assert not w.covers(Position("t", 0, 3, last + RECREATED_AFTER + timedelta(seconds=1)))  # a new log
+    assert not Written().covers(Position("t", 0, 0, last))
