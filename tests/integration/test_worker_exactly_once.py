@@ -12,13 +12,10 @@ write, with the reference. Real broker, real worker processes, real database.
 
 from __future__ import annotations
 
-import os
 import signal
-import subprocess
-import sys
 import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -174,21 +171,18 @@ def test_two_workers_in_one_group_store_what_one_does(stream: Stream, database_u
     first = worker_settings(stream.bootstrap, database_url, stream.prefix, group)
     second = worker_settings(stream.bootstrap, database_url, stream.prefix, group)
     try:
-        with baogong_process(["worker"], first.env(), tmp_path / "worker1.log") as one:
+        with ExitStack() as workers:
+            one = workers.enter_context(baogong_process(["worker"], first.env(), tmp_path / "worker1.log"))
             with holding_a_report(database_url, stream.base):
                 # the first worker is in the middle of a write when the second joins and takes partitions
                 wait_for(lambda: _waiting_on_lock(database_url), 60, "the first worker to block mid-write")
-                two = stack_worker(second, tmp_path / "worker2.log")
+                two = workers.enter_context(baogong_process(["worker"], second.env(), tmp_path / "worker2.log"))
                 wait_for(lambda: _members(stream.bootstrap, first.worker_id) == 2, 60, "the second worker to join")
-            try:
-                wait_all_written(database_url, stream.bootstrap, stream.topics, 120, "the two workers to finish")
-                levels = levels_after(database_url, datetime.now(UTC), 60)
-                wait_all_committed(stream.bootstrap, first.worker_id, stream.topics, 60)
-                assert_commits_never_past_writes(stream.bootstrap, first.worker_id, database_url)
-                assert one.poll() is None and two.poll() is None
-            finally:
-                two.terminate()
-                two.wait(timeout=30)
+            wait_all_written(database_url, stream.bootstrap, stream.topics, 120, "the two workers to finish")
+            levels = levels_after(database_url, datetime.now(UTC), 60)
+            wait_all_committed(stream.bootstrap, first.worker_id, stream.topics, 60)
+            assert_commits_never_past_writes(stream.bootstrap, first.worker_id, database_url)
+            assert one.poll() is None and two.poll() is None
     except AssertionError:
         _print_logs(tmp_path, "worker1.log", "worker2.log")
         raise
@@ -217,16 +211,6 @@ def _members(bootstrap: str, group: str) -> int:
     finally:
         admin.close()
     return len(described.get("members") or ())
-
-
-def stack_worker(settings: Any, log: Path) -> subprocess.Popen[bytes]:
-    """`baogong worker` as a child process whose lifetime the caller manages (see baogong_process)."""
-    return subprocess.Popen(
-        [sys.executable, "-m", "baogong.cli", "worker"],
-        env={**os.environ, **settings.env()},
-        stdout=log.open("wb"),
-        stderr=subprocess.STDOUT,
-    )
 
 
 def _print_logs(tmp_path: Path, *names: str) -> None:
