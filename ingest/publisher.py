@@ -37,6 +37,8 @@ from schema.contract import Kind, Rejection
 
 log = logging.getLogger(__name__)
 TOPICS: dict[Kind, topics.TopicSpec] = {"inventory": topics.INVENTORY, "price": topics.PRICES}
+#: Report messages say they came through the API: the worker then leaves their feed-health counts to it.
+_VIA_API: list[tuple[str, str | bytes | None]] = [(topics.VIA_HEADER, topics.VIA_API)]
 
 
 class PublishFailed(Exception):
@@ -114,11 +116,18 @@ class Publisher:
             old.poll(0)  # the purged messages' reports fail their requests now, not at the timeout
             log.warning("Kafka producer replaced after a fatal error")
 
-    async def _produce(self, topic: str, key: bytes, value: bytes, on_delivery: Any) -> None:
+    async def _produce(
+        self,
+        topic: str,
+        key: bytes,
+        value: bytes,
+        on_delivery: Any,
+        headers: list[tuple[str, str | bytes | None]] | None = None,
+    ) -> None:
         """Queue one message; yields to the loop only while librdkafka's local queue is full."""
         while True:
             try:
-                self._producer.produce(topic, value, key, on_delivery=on_delivery)
+                self._producer.produce(topic, value, key, on_delivery=on_delivery, headers=headers)
                 return
             except BufferError:  # the local queue is full: serve reports, let librdkafka drain it
                 self._producer.poll(0)
@@ -133,7 +142,7 @@ class Publisher:
         delivery = _Delivery(len(messages), asyncio.get_running_loop())
         try:
             for key, value in messages:
-                await self._produce(topic, key.encode(), value, delivery.report)
+                await self._produce(topic, key.encode(), value, delivery.report, _VIA_API)
         except KafkaException as exc:
             delivery.future.cancel()
             raise PublishFailed(f"Kafka did not take the reports: {exc}") from exc

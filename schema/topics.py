@@ -21,6 +21,13 @@ ALERTS = TopicSpec("supply.alerts.v1", "fingerprint", "alert state changes")
 
 ALL: tuple[TopicSpec, ...] = (INVENTORY, PRICES, DEADLETTER, CIRCLE_LEVELS, ALERTS)
 
+#: Kafka header on the report messages the supplier API publishes. The API has
+#: already counted those records' feed health (accepted, duplicates) at its
+#: edge; the worker counts only what it rejects of them, so a record pushed
+#: over HTTP is counted once. A supplier's own producer sets no such header.
+VIA_HEADER = "baogong-via"
+VIA_API = b"api"
+
 
 def ensure_topics(bootstrap: str, names: list[str], partitions: int) -> None:
     """Create the topics that do not exist yet (replication 1 on one broker, else up to 3).

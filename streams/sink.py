@@ -114,7 +114,9 @@ class MessageWrite:
     """What one Kafka message asks of the sink: its rows, and its validation counts (rejected, dead-lettered).
 
     `counts.accepted` and `counts.duplicates` are the sink's to fill; `payload`
-    is the message's raw value, for dead letters.
+    is the message's raw value, for dead letters. `counted_upstream`: the
+    supplier API published this message and already counted its records as
+    accepted or duplicate, so the sink adds only what it refuses of them.
     """
 
     position: Position
@@ -122,6 +124,7 @@ class MessageWrite:
     rows: list[SinkRow] = field(default_factory=list)
     counts: FeedCounts = field(default_factory=FeedCounts)
     payload: bytes | None = None
+    counted_upstream: bool = False
 
 
 @dataclass
@@ -336,14 +339,15 @@ class ReportSink:
             for m, row in pending:
                 if id(row) in refused_before:
                     continue
+                upstream = m.counted_upstream
                 if row_key(kind, row.line) in new_keys:
-                    counts[m.supplier_id].accepted += row.lines
+                    counts[m.supplier_id].accepted += 0 if upstream else row.lines
                     result.new += 1
                 else:
-                    counts[m.supplier_id].duplicates += row.lines
+                    counts[m.supplier_id].duplicates += 0 if upstream else row.lines
                     result.duplicates += 1
             for m, row in repeats:
-                counts[m.supplier_id].duplicates += row.lines
+                counts[m.supplier_id].duplicates += 0 if m.counted_upstream else row.lines
                 result.duplicates += 1
             for (m, row), _ in refused:
                 counts[m.supplier_id].rejected += row.lines

@@ -32,6 +32,7 @@ import faust
 import orjson
 from faust.types import TP
 
+from schema import topics
 from schema.contract import Context, Kind, Rejection, validate_report
 from schema.feed import DeadLetterCap, FeedCounts
 from streams.batch import PoisonLimit, describe, settle
@@ -79,6 +80,7 @@ def register(app: faust.App, kind: Kind, source: faust.TopicT, deadletter: faust
 
     async def handle(events: Sequence[faust.types.EventT]) -> None:
         received = [(_position(e.message), e.message.value) for e in events]
+        from_api = {(p.tp, p.offset) for (p, _), e in zip(received, events, strict=True) if _via_api(e.message.headers)}
         await state.ready()
         written = await state.sink.written([p for p, _ in received], _log_ends(app, received))
         fresh = [(p, v) for p, v in received if not written.get(p.tp, NOTHING).covers(p)]
@@ -105,10 +107,11 @@ def register(app: faust.App, kind: Kind, source: faust.TopicT, deadletter: faust
                 writes.append(MessageWrite(position, "unknown", counts=FeedCounts(rejected=1, dead_lettered=1)))
                 poisoned += 1
                 continue
+            via_api = (position.tp, position.offset) in from_api
             allowed = cap.allow(supplier, len(rejections))
             letters.extend({**_letter(kind, supplier, r), "payload": _text(raw)} for r in rejections[:allowed])
             counts = FeedCounts(rejected=len(rejections), dead_lettered=allowed)
-            writes.append(MessageWrite(position, supplier, rows, counts, raw))
+            writes.append(MessageWrite(position, supplier, rows, counts, raw, counted_upstream=via_api))
         await send_letters(letters)
         started = time.monotonic()
         result = await state.sink.write(kind, writes, on_refused, poison)
@@ -150,6 +153,14 @@ def _log_ends(app: faust.App, received: Sequence[tuple[Position, bytes | None]])
         if isinstance(end, int) and end >= 0:
             ends[position.tp] = end
     return ends
+
+
+def _via_api(headers: Any) -> bool:
+    """Whether the supplier API published this message (it counted the records' feed health already)."""
+    if not headers:
+        return False
+    pairs = headers.items() if isinstance(headers, dict) else headers
+    return any(k == topics.VIA_HEADER and v == topics.VIA_API for k, v in pairs)
 
 
 def _position(message: Any) -> Position:

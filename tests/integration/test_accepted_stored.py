@@ -276,6 +276,8 @@ def every_mistake() -> list[dict[str, Any]]:
 @dataclass
 class Published:
     messages: int = 0  # report messages the API put on the inventory topic, over all examples
+    accepted: int = 0  # records the API answered accepted, over all examples
+    duplicates: int = 0  # records the API answered as duplicates
 
 
 def test_every_record_the_api_accepts_is_stored_and_no_other(api: Api, tmp_path: Path) -> None:
@@ -324,6 +326,8 @@ def test_every_record_the_api_accepts_is_stored_and_no_other(api: Api, tmp_path:
             rows[verdict.key] = (verdict.quantity, verdict.sold_24h)
         assert answer.get("accepted", 0) == len(records) - len(rejected) - len(duplicates)
         published.messages += answer.get("reports", 0)
+        published.accepted += answer.get("accepted", 0)
+        published.duplicates += len(duplicates)
 
     @settings(
         max_examples=25,
@@ -367,3 +371,17 @@ def test_every_record_the_api_accepts_is_stored_and_no_other(api: Api, tmp_path:
         push()
         assert worker.poll() is None, "the worker stopped"
     assert sum(stored_any) >= 25, f"examples stored only {stored_any} rows: the generator is broken"
+    # Feed health counts each record once over both paths: the API counts what it answered (once a
+    # second), the worker leaves the messages the API published to it and counts only what it refuses.
+    expected = (published.accepted, published.duplicates, 0)
+    assert wait_for(lambda: feed_totals(api.database_url) == expected, 30, f"feed health totals {expected}")
+
+
+def feed_totals(url: str) -> tuple[int, int, int] | None:
+    """Accepted and duplicate records over every supplier and path, and what the worker rejected."""
+    with connect(url) as conn:
+        row = conn.execute(
+            "SELECT coalesce(sum(accepted), 0) AS a, coalesce(sum(duplicates), 0) AS d, "
+            "coalesce(sum(rejected) FILTER (WHERE source = 'kafka'), 0) AS r FROM feed_health"
+        ).fetchone()
+    return None if row is None else (int(row["a"]), int(row["d"]), int(row["r"]))
