@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -33,24 +34,25 @@ class Api:
         return [json.loads(v) for _, v in read_topic(self.bootstrap, self.prefix + name)]
 
 
-@pytest.fixture
-def api(configured_kafka: str, database_url: str, topic_prefix: str, tmp_path: Path) -> Iterator[Api]:
+@contextmanager
+def start_api(bootstrap: str, database_url: str, prefix: str, log: Path, **overrides: Any) -> Iterator[Api]:
+    """A real `baogong api` process on the tiny city (tests/support.py), answering when this yields."""
     keys = seed_tiny_city(database_url)
     port = free_port()
     settings = Settings.from_env(
-        kafka_bootstrap=configured_kafka,
-        database_url=database_url,
-        topic_prefix=topic_prefix,
-        api_port=port,
-        max_request_bytes=300_000,
-        rate_limit_per_s=1000,
-        rate_limit_burst=5000,
+        kafka_bootstrap=bootstrap, database_url=database_url, topic_prefix=prefix, api_port=port, **overrides
     )
-    log = tmp_path / "api.log"
     with baogong_process(["api"], settings.env(), log):
         url = f"http://127.0.0.1:{port}"
         wait_for(lambda: _up(url), 60, "the API")
-        yield Api(url, keys, configured_kafka, topic_prefix, log, database_url)
+        yield Api(url, keys, bootstrap, prefix, log, database_url)
+
+
+@pytest.fixture
+def api(configured_kafka: str, database_url: str, topic_prefix: str, tmp_path: Path) -> Iterator[Api]:
+    limits = {"max_request_bytes": 300_000, "rate_limit_per_s": 1000, "rate_limit_burst": 5000}
+    with start_api(configured_kafka, database_url, topic_prefix, tmp_path / "api.log", **limits) as running:
+        yield running
 
 
 def _up(url: str) -> bool:

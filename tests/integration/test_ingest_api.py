@@ -19,11 +19,10 @@ import httpx
 import pandas as pd
 import pytest
 
-from baogong.settings import Settings
 from ingest.jsonschema import load_schema
 from schema.db import connect
-from tests.integration.conftest import Api
-from tests.support import baogong_process, free_port, seed_tiny_city, wait_for
+from tests.integration.conftest import Api, start_api
+from tests.support import wait_for
 
 SH = ZoneInfo("Asia/Shanghai")
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
@@ -201,27 +200,9 @@ def strict_api(configured_kafka: str, database_url: str, topic_prefix: str, tmp_
     Here refill is negligible for any test run: what is refused depends only on
     what was sent.
     """
-    keys = seed_tiny_city(database_url)
-    port = free_port()
-    settings = Settings.from_env(
-        kafka_bootstrap=configured_kafka,
-        database_url=database_url,
-        topic_prefix=topic_prefix,
-        api_port=port,
-        rate_limit_per_s=0.001,
-        rate_limit_burst=100,
-    )
-    with baogong_process(["api"], settings.env(), tmp_path / "api.log"):
-        url = f"http://127.0.0.1:{port}"
-        wait_for(lambda: _serving(url), 60, "the API")
-        yield Api(url, keys, configured_kafka, topic_prefix, tmp_path / "api.log", database_url)
-
-
-def _serving(url: str) -> bool:
-    try:
-        return httpx.get(url + "/healthz", timeout=2).status_code == 200
-    except httpx.HTTPError:
-        return False
+    limits = {"rate_limit_per_s": 0.001, "rate_limit_burst": 100}
+    with start_api(configured_kafka, database_url, topic_prefix, tmp_path / "api.log", **limits) as running:
+        yield running
 
 
 def test_rate_limit_is_429_with_retry_after(strict_api: Api) -> None:
