@@ -175,10 +175,10 @@ SET accepted = feed_health.accepted + EXCLUDED.accepted,
 
 -- Per circle and necessity, as of %(now)s: population; outlets expected to
 -- carry the necessity (active, by business type); and over the stock rows that
--- count (an active outlet's latest stock, reported at or after the outlet was
--- last activated), fresh ones (inside the necessity's freshness window, or
--- later than %(now)s) against unconfirmed ones. An outlet counts in every
--- circle it serves. Also the raw observed demand rates the latest level kept.
+-- count (`counted_stock`, migration 0010: an active outlet's latest stock,
+-- reported at or after the outlet was last activated), fresh ones against
+-- unconfirmed ones. An outlet counts in every circle it serves. Also the raw
+-- observed demand rates the latest level kept.
 -- name: circle_inputs
 WITH population AS (
     SELECT circle_id, sum(population)::bigint AS population FROM communities GROUP BY circle_id
@@ -189,14 +189,7 @@ WITH population AS (
     JOIN business_type_necessities btn ON btn.business_type = o.business_type
     GROUP BY oc.circle_id, btn.necessity
 ), known AS (
-    SELECT s.outlet_id, s.necessity, s.quantity, s.sold_24h, s.reported_at,
-           s.reported_at >= %(now)s - make_interval(mins => n.freshness_minutes) AS fresh,
-           btn.necessity IS NOT NULL AS expected
-    FROM outlet_stock s
-    JOIN outlets o ON o.id = s.outlet_id AND o.active
-     AND (o.active_since IS NULL OR s.reported_at >= o.active_since)
-    JOIN necessities n ON n.code = s.necessity
-    LEFT JOIN business_type_necessities btn ON btn.business_type = o.business_type AND btn.necessity = s.necessity
+    SELECT * FROM counted_stock(%(now)s)
 ), stock AS (
     SELECT oc.circle_id, k.necessity,
            coalesce(sum(k.quantity) FILTER (WHERE k.fresh), 0) AS stock,
@@ -237,7 +230,7 @@ ORDER BY c.id, n.code;
 -- however many circles it serves; population likewise (a community has one circle).
 -- name: area_totals
 WITH outlet_district AS (
-    SELECT o.id AS outlet_id, o.business_type, o.active_since, c.district
+    SELECT o.id AS outlet_id, o.business_type, c.district
     FROM outlets o
     JOIN communities m ON m.id = o.community_id
     JOIN circles c ON c.id = m.circle_id
@@ -252,14 +245,7 @@ WITH outlet_district AS (
     JOIN business_type_necessities btn ON btn.business_type = od.business_type
     GROUP BY GROUPING SETS ((od.district, btn.necessity), (btn.necessity))
 ), known AS (
-    SELECT od.district, s.necessity, s.quantity, s.sold_24h, s.reported_at,
-           s.reported_at >= %(now)s - make_interval(mins => n.freshness_minutes) AS fresh,
-           btn.necessity IS NOT NULL AS expected
-    FROM outlet_stock s
-    JOIN outlet_district od ON od.outlet_id = s.outlet_id
-     AND (od.active_since IS NULL OR s.reported_at >= od.active_since)
-    JOIN necessities n ON n.code = s.necessity
-    LEFT JOIN business_type_necessities btn ON btn.business_type = od.business_type AND btn.necessity = s.necessity
+    SELECT od.district, k.* FROM counted_stock(%(now)s) k JOIN outlet_district od ON od.outlet_id = k.outlet_id
 ), stock AS (
     SELECT k.district, k.necessity,
            coalesce(sum(k.quantity) FILTER (WHERE k.fresh), 0) AS stock,
