@@ -112,7 +112,16 @@ class Settings(BaseModel):
     feed_window_min: int = Field(10, description="minutes of feed health the feed-quality rule looks at")
     feed_reject_ratio: float = Field(0.5, description="feed alert when this share of a feed's records is rejected")
     feed_min_rejects: int = Field(50, description="... and at least this many were rejected in the window")
-    notify_timeout_s: float = 10.0
+    notify_timeout_s: float = Field(10.0, gt=0, description="longest one notifier call may take, all included")
+    notify_lease_s: float = Field(
+        60.0,
+        gt=0,
+        description="a claimed notification is its dispatcher's this long (must exceed notify_timeout_s); "
+        "after a crash it is sent again once the lease lapses",
+    )
+    notify_expire_h: float = Field(
+        24.0, gt=0, description="a notification not delivered this long after it was queued is expired (kept, visible)"
+    )
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **explicit: Any) -> Settings:
