@@ -7,6 +7,7 @@
     baogong worker                    the Faust stream worker
     baogong alerts run                the alert dispatcher (rules, lifecycle, notifiers)
     baogong alerts list               recent alerts
+    baogong alerts log [--alert ID] [--receiver NAME] [--undelivered] [--attempts]   who was told what, when
     baogong status                    are circle levels current? lag, offsets, levels by status
     baogong push FILE [--prices]      send a supplier's CSV/XLSX/JSON file to the API, with progress
     baogong keys create|rotate|revoke|list   supplier API keys (stored hashed)
@@ -104,6 +105,21 @@ def _alerts(settings: Settings, args: argparse.Namespace) -> int:
             asyncio.run(run(settings))
         return 0
     from schema.db import QUERIES, connect
+
+    if args.action == "log":
+        from alerts import notification_log
+
+        with connect(settings.database_url.get_secret_value()) as conn:
+            entries = notification_log.read(
+                conn,
+                alert_id=args.alert,
+                receiver=args.receiver,
+                undelivered=args.undelivered,
+                attempts=args.attempts,
+                limit=args.limit,
+            )
+        print(notification_log.render(entries))
+        return 0
 
     with connect(settings.database_url.get_secret_value()) as conn:
         rows = conn.execute(QUERIES["alerts_list"], {"limit": args.limit}).fetchall()
@@ -211,8 +227,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_worker)
 
     p = sub.add_parser("alerts", help="alert dispatcher and alert listing")
-    p.add_argument("action", choices=["run", "list"])
+    p.add_argument("action", choices=["run", "list", "log"])
     p.add_argument("--limit", type=int, default=20)
+    p.add_argument("--alert", type=int, help="log: this alert's notifications only")
+    p.add_argument("--receiver", help="log: this receiver's notifications only")
+    p.add_argument("--undelivered", action="store_true", help="log: queued or expired ones only")
+    p.add_argument("--attempts", action="store_true", help="log: every delivery attempt too")
     p.set_defaults(func=_alerts)
 
     sub.add_parser("status", help="are circle levels current? (exit 1 when stalled)").set_defaults(func=_status)
