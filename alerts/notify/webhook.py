@@ -3,20 +3,36 @@
 Existing Alertmanager webhook receivers work unchanged. One notification
 carries one alert; `groupKey` and `fingerprint` are stable per alert, so a
 receiver can de-duplicate a redelivery (delivery is at-least-once).
+
+Settings (`WebhookConfig`): `url`, the receiver's URL (a secret: it may carry a token).
 """
 
 from __future__ import annotations
 
 import hashlib
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 import httpx
+from pydantic import BaseModel, ConfigDict, SecretStr, field_validator
 
 from alerts.model import Alert, Event
-from alerts.notify import NotifyError
+from alerts.notify.base import http_url, send
 
 ZERO_TIME = "0001-01-01T00:00:00Z"
+
+
+class WebhookConfig(BaseModel):
+    """A generic webhook receiver: POSTs the Alertmanager webhook body (version 4) as JSON."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    kind: Literal["webhook"] = "webhook"
+    url: SecretStr
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, value: SecretStr) -> SecretStr:
+        return http_url(value)
 
 
 def receiver_name(url: str) -> str:
@@ -62,12 +78,5 @@ class WebhookNotifier:
         self._client = client
 
     async def notify(self, payload: dict[str, Any]) -> None:
-        try:
-            response = await self._client.post(self._url, json=payload)
-        except httpx.HTTPError as exc:
-            raise NotifyError(f"{self.name}: {type(exc).__name__}", recoverable=True) from exc
-        if response.status_code >= 300:
-            raise NotifyError(
-                f"{self.name}: HTTP {response.status_code}",
-                recoverable=response.status_code >= 500 or response.status_code == 429,
-            )
+        """POST the body as is; 5xx, 408, 429 and transport errors are recoverable, other 4xx not."""
+        await send(self._client, self.name, "POST", self._url, json=payload)
