@@ -354,22 +354,120 @@ INSERT INTO notifications (alert_id, receiver, status, payload)
 VALUES (%(alert_id)s, %(receiver)s, %(status)s, %(payload)s)
 ON CONFLICT (alert_id, receiver, status) DO NOTHING;
 
--- name: claim_notifications
-SELECT id, alert_id, receiver, status, payload, attempts
+-- The outbox (alerts/dispatch.py). A row is queued until delivered or expired;
+-- a dispatcher leases it (short transaction), sends it outside any transaction,
+-- and records the outcome (another short transaction). Times are %(now)s, the
+-- dispatcher's clock, so tests drive them.
+
+-- Receivers with something to send now, in the order claim_notifications allows
+-- (a dispatcher starts one lane for each).
+-- name: due_receivers
+SELECT DISTINCT receiver
 FROM notifications
-WHERE delivered_at IS NULL AND next_attempt_at <= now()
-ORDER BY id
-LIMIT %(limit)s
-FOR UPDATE SKIP LOCKED;
+WHERE state = 'queued' AND next_attempt_at <= %(now)s AND (leased_until IS NULL OR leased_until <= %(now)s)
+  AND NOT EXISTS (
+      SELECT 1 FROM notifications e
+      WHERE e.alert_id = notifications.alert_id AND e.receiver = notifications.receiver
+        AND e.id < notifications.id AND e.state = 'queued'
+  );
 
+-- Lease up to %(limit)s of a receiver's due rows, at most one per alert: the
+-- oldest queued row of each (alert, receiver), so a later notification of an
+-- alert (its resolution) waits while an earlier one (its firing) is not yet
+-- delivered, even while that one backs off or is leased by another dispatcher.
+-- A lapsed lease (its dispatcher died mid-delivery) is taken over and
+-- recorded as a lost attempt.
+-- name: claim_notifications
+WITH due AS (
+    SELECT n.id, n.lease_owner AS lost_owner, n.leased_at AS lost_at, n.leased_until AS lost_until,
+           n.attempts AS lost_attempt
+    FROM notifications n
+    WHERE n.receiver = %(receiver)s AND n.state = 'queued' AND n.next_attempt_at <= %(now)s
+      AND (n.leased_until IS NULL OR n.leased_until <= %(now)s)
+      AND NOT EXISTS (
+          SELECT 1 FROM notifications e
+          WHERE e.alert_id = n.alert_id AND e.receiver = n.receiver AND e.id < n.id AND e.state = 'queued'
+      )
+    ORDER BY n.id
+    LIMIT %(limit)s
+    FOR UPDATE OF n SKIP LOCKED
+),
+lost AS (
+    INSERT INTO notification_attempts (notification_id, attempt, dispatcher, started_at, finished_at, outcome, error)
+    SELECT id, lost_attempt, lost_owner, lost_at, lost_until, 'lost',
+           'no result before the lease ran out (dispatcher stopped mid-delivery?); sending again'
+    FROM due WHERE lost_owner IS NOT NULL
+)
+UPDATE notifications n
+SET lease_owner = %(owner)s, leased_at = %(now)s, leased_until = %(now)s + make_interval(secs => %(lease_s)s),
+    attempts = n.attempts + 1
+FROM due
+WHERE n.id = due.id
+RETURNING n.id, n.alert_id, n.receiver, n.status, n.payload, n.attempts, n.created_at;
+
+-- The receiver took it. Whoever holds the lease now, this is a fact: record it
+-- once (a row already delivered or expired stays as it is).
 -- name: mark_delivered
-UPDATE notifications SET delivered_at = now(), attempts = attempts + 1, last_error = NULL WHERE id = %(id)s;
+WITH done AS (
+    UPDATE notifications
+    SET state = 'delivered', delivered_at = %(now)s, last_error = NULL,
+        lease_owner = NULL, leased_at = NULL, leased_until = NULL
+    WHERE id = %(id)s AND state = 'queued'
+    RETURNING id
+)
+INSERT INTO notification_attempts (notification_id, attempt, dispatcher, started_at, finished_at, outcome)
+SELECT %(id)s, %(attempt)s, %(owner)s, %(started_at)s, %(now)s, 'delivered';
 
+-- It failed: retry after %(backoff_s)s. Only the lease holder may reschedule
+-- (a dispatcher that lost its lease must not free a row another one is sending).
 -- name: mark_failed
-UPDATE notifications
-SET attempts = attempts + 1, last_error = %(error)s,
-    next_attempt_at = now() + make_interval(secs => %(backoff_s)s)
-WHERE id = %(id)s;
+WITH failed AS (
+    UPDATE notifications
+    SET last_error = %(error)s, next_attempt_at = %(now)s + make_interval(secs => %(backoff_s)s),
+        lease_owner = NULL, leased_at = NULL, leased_until = NULL
+    WHERE id = %(id)s AND state = 'queued' AND lease_owner = %(owner)s
+    RETURNING id
+)
+INSERT INTO notification_attempts (notification_id, attempt, dispatcher, started_at, finished_at, outcome, error)
+VALUES (%(id)s, %(attempt)s, %(owner)s, %(started_at)s, %(now)s, 'failed', %(error)s);
+
+-- Give up on rows queued since before %(before)s (not while one is being sent):
+-- state 'expired', the last error kept, an 'expired' attempt saying why.
+-- name: expire_notifications
+WITH expired AS (
+    UPDATE notifications
+    SET state = 'expired', expired_at = %(now)s,
+        lease_owner = NULL, leased_at = NULL, leased_until = NULL
+    WHERE state = 'queued' AND created_at < %(before)s AND (leased_until IS NULL OR leased_until <= %(now)s)
+    RETURNING id, alert_id, receiver, status, attempts, last_error, created_at
+),
+logged AS (
+    INSERT INTO notification_attempts (notification_id, attempt, dispatcher, started_at, finished_at, outcome, error)
+    SELECT id, attempts, %(owner)s, %(now)s, %(now)s, 'expired',
+           %(reason)s || CASE WHEN attempts = 0 THEN '; never attempted (is the receiver configured?)'
+                              ELSE '; ' || attempts || ' attempt(s), last error: ' || coalesce(last_error, '-') END
+    FROM expired
+)
+SELECT id, alert_id, receiver, status, attempts, last_error, created_at FROM expired ORDER BY id;
+
+-- The notification log: who was told what, when, and whether it got through.
+-- name: notification_log
+SELECT n.id, n.alert_id, a.rule, a.circle_id, a.necessity, a.severity, n.receiver, n.status, n.state,
+       n.created_at, n.attempts, n.next_attempt_at, n.delivered_at, n.expired_at, n.last_error,
+       n.lease_owner, n.leased_until
+FROM notifications n
+JOIN alerts a ON a.id = n.alert_id
+WHERE (%(alert_id)s::bigint IS NULL OR n.alert_id = %(alert_id)s::bigint)
+  AND (%(receiver)s::text IS NULL OR n.receiver = %(receiver)s::text)
+  AND (NOT %(undelivered)s::boolean OR n.state <> 'delivered')
+ORDER BY n.id DESC
+LIMIT %(limit)s;
+
+-- name: notification_attempts
+SELECT notification_id, attempt, dispatcher, started_at, finished_at, outcome, error
+FROM notification_attempts
+WHERE notification_id = ANY(%(ids)s)
+ORDER BY notification_id, id;
 
 -- name: alerts_list
 SELECT id, fingerprint, rule, circle_id, necessity, severity, state, pending_since, starts_at, ends_at,
