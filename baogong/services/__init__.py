@@ -1,5 +1,9 @@
 """Bring the local services up and down: the Kafka broker and PostgreSQL that Baogong needs.
 
+`up` also makes sure the Alertmanager binary the tests start is installed (`alertmanager.ensure_installed`:
+Debian's prometheus-alertmanager, as root); it runs no Alertmanager itself, and a machine where it cannot be
+installed still gets Kafka and PostgreSQL (a progress line says what to install).
+
     from baogong import services
     services.up(settings)        # start what is missing, block until both answer
     services.status(settings)    # {"kafka": "...", "postgres": "..."}
@@ -26,7 +30,7 @@ import contextlib
 import fcntl
 from collections.abc import Callable, Iterator
 
-from baogong.services import kafka, postgres
+from baogong.services import alertmanager, kafka, postgres
 from baogong.services.procs import ServiceError
 from baogong.settings import Settings
 
@@ -53,6 +57,10 @@ def up(settings: Settings, *, progress: Callable[[str], None] = print) -> None:
         pid = kafka.ensure_started(settings, progress=progress)
         postgres.up(settings, progress=progress)
         kafka.wait_ready(settings, pid, progress=progress)
+        try:
+            alertmanager.ensure_installed(progress=progress)
+        except ServiceError as exc:
+            progress(f"alertmanager: {exc}")
 
 
 def down(settings: Settings, *, progress: Callable[[str], None] = print) -> None:
@@ -79,4 +87,5 @@ def status(settings: Settings) -> dict[str, str]:
             result[name] = probe(settings)
         except Exception as exc:
             result[name] = f"unknown ({type(exc).__name__}: {exc})"
+    result["alertmanager"] = alertmanager.status()
     return result

@@ -12,9 +12,11 @@ from typing import Any
 import httpx
 import pytest
 
+from baogong.services.alertmanager import RunningAlertmanager
+from baogong.services.alertmanager import start as start_alertmanager
 from baogong.settings import Settings
 from schema.keys import IssuedKey
-from tests.support import baogong_process, free_port, read_topic, seed_tiny_city, wait_for
+from tests.support import Receiver, baogong_process, free_port, read_topic, seed_tiny_city, wait_for
 
 
 @dataclass
@@ -60,3 +62,18 @@ def _up(url: str) -> bool:
         return httpx.get(url + "/healthz", timeout=2).status_code == 200
     except httpx.HTTPError:
         return False
+
+
+@pytest.fixture(scope="session")
+def alertmanager(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[RunningAlertmanager, Receiver]]:
+    """A real Alertmanager (Debian's) for the whole session, and the webhook receiver it notifies.
+
+    Tests share it: label your alerts uniquely and pick your own out of `receiver.bodies`.
+    """
+    receiver = Receiver()
+    running = start_alertmanager(receiver.url, tmp_path_factory.mktemp("alertmanager"))
+    try:
+        yield running, receiver
+    finally:
+        running.stop()
+        receiver.close()
