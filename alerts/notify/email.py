@@ -118,8 +118,10 @@ class EmailNotifier:
 def classify(name: str, exc: BaseException) -> NotifyError:
     """What a failed send means for a retry (see the module docstring)."""
     what = type(exc).__name__
-    if isinstance(exc, aiosmtplib.SMTPNotSupported | ssl.SSLCertVerificationError):
-        return NotifyError(f"{name}: {what}", recoverable=False)
+    if type(exc) is aiosmtplib.SMTPException or isinstance(
+        exc, aiosmtplib.SMTPNotSupported | ssl.SSLCertVerificationError
+    ):  # the plain SMTPException: no STARTTLS or AUTH where the settings ask for it
+        return NotifyError(f"{name}: {what}: {str(exc)[:80]}", recoverable=False)
     if isinstance(exc, aiosmtplib.SMTPRecipientsRefused):
         codes = [r.code for r in exc.recipients]
         return NotifyError(f"{name}: recipients refused ({codes})", recoverable=all(400 <= c < 500 for c in codes))
