@@ -64,9 +64,9 @@ class DeliveryPolicy:
     """How delivery behaves; see the module docstring.
 
     `timeout_s` bounds one notifier call in total (connect, send, answer); a
-    notifier may carry its own `timeout_s` attribute, which wins. `lease_s`
-    must exceed every timeout: a lease that lapses while its row is still
-    being sent lets another dispatcher send it too.
+    notifier may carry its own `timeout_s` attribute, which wins (capped below
+    the lease). `lease_s` must exceed every timeout: a lease that lapses while
+    its row is still being sent lets another dispatcher send it too.
     """
 
     timeout_s: float = 10.0
@@ -90,8 +90,9 @@ class DeliveryPolicy:
         return min(self.backoff_max_s, self.backoff_initial_s * 2.0 ** min(max(attempt - 1, 0), 30))
 
     def timeout_for(self, notifier: Notifier) -> float:
+        """The notifier's own `timeout_s` if it has one, else `timeout_s`; never more than 90 % of the lease."""
         own = getattr(notifier, "timeout_s", None)
-        return float(own) if own else self.timeout_s
+        return min(float(own) if own else self.timeout_s, 0.9 * self.lease_s)
 
 
 async def deliver_once(

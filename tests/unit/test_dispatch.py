@@ -41,6 +41,7 @@ def test_a_notifier_may_carry_its_own_timeout() -> None:
     policy = DeliveryPolicy(timeout_s=10, lease_s=60)
     assert policy.timeout_for(Slow()) == 30.0
     assert policy.timeout_for(Plain()) == 10.0
+    assert DeliveryPolicy(timeout_s=10, lease_s=20).timeout_for(Slow()) == 18.0  # below the lease
 
 
 def test_dispatcher_ids_differ_per_process_start() -> None:
