@@ -103,7 +103,7 @@ def _item(alert: Mapping[str, Any], external: str) -> Item:
     else:
         circle = notes.get("circle_name") or labels.get("circle", "")
         necessity = ""
-        subject = labels.get("supplier") or circle or labels.get("stage", "")
+        subject = labels.get("supplier") or circle
         headline = " ".join(p for p in (HEADLINES.get(name, name or "告警"), subject) if p)
         for label, key in (("摘要", "summary"), ("详情", "description")):
             if notes.get(key):
