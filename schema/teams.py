@@ -24,7 +24,7 @@ operators' teams file; `schema.teams_store` stores and loads a `Directory`.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from typing import Any
@@ -50,15 +50,18 @@ KIND_NAMES: Mapping[str, str] = {
     "market_supervision": "市市场监管局",
     "operators": "运维值班",
 }
-#: Channel kinds (`alerts.notify`), each with the fields it cannot do without.
+#: Channel kinds (`alerts.notify.KINDS`), each with the fields a teams file must give (`alerts.notify` checks the rest).
+#: An `email` channel without `to`, or an `sms` channel without `phones`, reaches whoever of the team is on call.
 CHANNEL_KINDS: Mapping[str, tuple[str, ...]] = {
     "webhook": ("url",),
     "wecom": ("url",),
     "dingtalk": ("url",),
-    "email": (),  # `to` (addresses); without it: the e-mail of whoever is on call
-    "sms": (),  # `to` (phones); without it: the phone of whoever is on call
+    "email": ("host", "sender"),
+    "sms": ("url",),
     "alertmanager": ("url",),
 }
+#: The recipients field of the per-person kinds, filled from the on-call members when a channel has none.
+RECIPIENTS: Mapping[str, str] = {"email": "to", "sms": "phones"}
 #: Channel config fields that hold a secret or carry one (robot URLs have their key in the query).
 SECRET_FIELDS = frozenset({"url", "secret", "token", "password", "api_key", "key"})
 DEFAULT_TIME_ZONE = "Asia/Shanghai"
@@ -77,11 +80,13 @@ class Member:
 
 @dataclass(frozen=True, slots=True)
 class Channel:
-    """Where a team is told: `kind` (CHANNEL_KINDS) and that kind's fields, as `alerts.notify.ChannelSpec` takes them.
+    """Where a team is told: `kind` (CHANNEL_KINDS) and that kind's fields, as `alerts.notify.ChannelSpec` has them.
 
+    1:1 with a ChannelSpec: `alerts.notify.parse_channel(channel.settings(on_call))`.
     `name` is unique within the team and log-safe (`label` never shows a URL
     or a secret); the receiver a notification is queued for is
-    `receiver(team_id)`.
+    `receiver(team_id)`. `config` holds secrets (robot keys, SMTP passwords)
+    as given: the database stores them as it stores the rest.
     """
 
     name: str
@@ -94,16 +99,25 @@ class Channel:
 
     @property
     def label(self) -> str:
-        """`wecom (qyapi.weixin.qq.com)`: for people; never the key in a robot URL."""
+        """`wecom (wecom, qyapi.weixin.qq.com)`: for people; never the key in a robot URL or a secret."""
         url = str(self.config.get("url", ""))
-        host = url.split("://", 1)[-1].split("/", 1)[0].rsplit("@", 1)[-1] if url else ""
-        if host:
-            return f"{self.name} ({self.kind}, {host})"
-        to = self.config.get("to")
-        if to:
-            shown = ", ".join(str(t) for t in to) if isinstance(to, list | tuple) else str(to)
-            return f"{self.name} ({self.kind} to {shown})"
-        return f"{self.name} ({self.kind} to whoever is on call)"
+        host = url.split("://", 1)[-1].split("/", 1)[0].split("?", 1)[0].rsplit("@", 1)[-1] if url else ""
+        shown = f"{self.kind}, {host}" if host else self.kind
+        field_ = RECIPIENTS.get(self.kind)
+        if field_ is not None:
+            given = self.config.get(field_)
+            shown += ", fixed recipients" if given else ", to whoever is on call"
+        return f"{self.name} ({shown})"
+
+    def settings(self, on_call: Sequence[Member]) -> dict[str, Any]:
+        """The flat mapping `alerts.notify.parse_channel` takes: `kind` and the config, where an e-mail or SMS
+        channel without fixed recipients gets the e-mail addresses or phones of `on_call` (who is on call now)."""
+        out: dict[str, Any] = {"kind": self.kind, **self.config}
+        field_ = RECIPIENTS.get(self.kind)
+        if field_ is not None and not out.get(field_):
+            contacts = (m.email if self.kind == "email" else m.phone for m in on_call)
+            out[field_] = [c for c in contacts if c]
+        return out
 
 
 @dataclass(frozen=True, slots=True)

@@ -45,7 +45,7 @@ import csv
 import difflib
 import io
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime, time, timedelta
 from pathlib import Path
@@ -57,6 +57,7 @@ from schema.teams import (
     DEFAULT_TIME_ZONE,
     ID_PATTERN,
     KINDS,
+    RECIPIENTS,
     REF_PREFIX,
     Channel,
     Member,
@@ -82,6 +83,11 @@ _SHIFT = re.compile(r"^(?:(\d+)\s*d)?\s*(?:(\d+)\s*h)?\s*(?:(\d+)\s*m(?:in)?)?$"
 _HHMM = re.compile(r"^(\d{1,2}):(\d{2})$")
 _TRUE = frozenset({"true", "yes", "y", "on", "1"})
 _FALSE = frozenset({"false", "no", "n", "off", "0", ""})
+
+
+#: Checks one channel's settings (`Channel.settings`) fully; raises ValueError saying what is wrong, never a value.
+#: The CLI passes `alerts.notify.parse_channel`; without one only the fields CHANNEL_KINDS names are checked.
+ChannelCheck = Callable[[Mapping[str, Any]], object]
 
 
 class TeamFileError(ValueError):
@@ -345,47 +351,74 @@ def _member(item: YDict, where: str, p: _Problems) -> Member | None:
     return Member(member_id, name, phone, email)
 
 
-def _channel(item: YDict, where: str, p: _Problems) -> Channel | None:
+def _config_value(value: Any) -> Any:
+    """Text, a list of text or a mapping of text as stored; None if it is none of these."""
+    if isinstance(value, str):
+        return value.strip()
+    if isinstance(value, YList) and all(isinstance(v, str) for v in value):
+        return [v.strip() for v in value]
+    if isinstance(value, YDict) and all(isinstance(v, str) for v in value.values()):
+        return {k: v.strip() for k, v in value.items()}
+    return None
+
+
+def _channel(
+    item: YDict, where: str, members: Sequence[Member], channel_check: ChannelCheck | None, p: _Problems
+) -> Channel | None:
     before = len(p.items)
     for line, key in item.duplicates:
         p.add(line, where + key, "given twice")
     kind = _text(item, "kind", p, required=True, where=where)
     if kind is not None and kind not in CHANNEL_KINDS:
         p.add(item.lines["kind"], where + "kind", _unknown(kind, CHANNEL_KINDS, "channel kind"))
+        kind = None
     name = _text(item, "name", p, where=where) or kind or ""
     if name and not ID_PATTERN.match(name):
         p.add(item.lines.get("name", item.line), where + "name", f"{name!r}: use letters, digits, _ . - (up to 64)")
     config: dict[str, Any] = {}
     for key, value in item.items():
-        if key in ("kind", "name"):
+        if key in ("kind", "name") or value is None:
             continue
-        line = item.lines[key]
-        if isinstance(value, YList) and all(isinstance(v, str) for v in value):
-            config[key] = [v.strip() for v in value]
-        elif isinstance(value, str):
-            config[key] = value.strip()
-        elif value is not None:
-            p.add(line, where + key, "must be text or a list of text")
-    for key in CHANNEL_KINDS.get(kind or "", ()):
+        stored = _config_value(value)
+        if stored is None:
+            p.add(item.lines[key], where + key, "must be text, a list of text or a mapping of text")
+        else:
+            config[key] = stored
+    if kind is None or len(p.items) > before:
+        return None
+    for key in CHANNEL_KINDS[kind]:
         if not config.get(key):
             p.add(item.line, where + key, f"a {kind} channel needs {key}")
     url = config.get("url")
     if isinstance(url, str) and url and not re.match(r"^https?://[^/\s]+", url):
         p.add(item.lines["url"], where + "url", "must be an http:// or https:// URL")
-    to = config.get("to")
-    if kind in ("email", "sms") and to:
-        addresses = [to] if isinstance(to, str) else to
-        for address in addresses:
+    recipients_field = RECIPIENTS.get(kind)
+    if recipients_field is not None:
+        given = config.get(recipients_field)
+        if isinstance(given, str):
+            config[recipients_field] = given = [given]
+        for address in given or ():
             try:
                 if kind == "email" and not _EMAIL.match(address):
                     raise ValueError(f"{address!r} is not an e-mail address")
                 if kind == "sms":
                     normalise_phone(address)
             except ValueError as exc:
-                p.add(item.lines["to"], where + "to", str(exc))
-    if len(p.items) > before or kind is None:
+                p.add(item.lines[recipients_field], where + recipients_field, str(exc))
+    if len(p.items) > before:
         return None
-    return Channel(name, kind, config)
+    channel = Channel(name, kind, config)
+    if recipients_field is not None and not channel.settings(members)[recipients_field]:
+        what = "an e-mail address" if kind == "email" else "a phone"
+        p.add(item.line, where + recipients_field, f"give {recipients_field}, or members with {what}")
+        return None
+    if channel_check is not None:
+        try:
+            channel_check(channel.settings(members))
+        except ValueError as exc:
+            p.add(item.line, where[:-1], str(exc))
+            return None
+    return channel
 
 
 def _rotation(block: YDict, known: Sequence[str], p: _Problems) -> Rotation | None:
@@ -475,7 +508,9 @@ def _scope(block: YDict, kind: str | None, ref: Reference, p: _Problems) -> str:
     return scope
 
 
-def check_team(block: YDict, stored: Team | None, ref: Reference) -> tuple[Team | None, list[tuple[int, str, str]]]:
+def check_team(
+    block: YDict, stored: Team | None, ref: Reference, channel_check: ChannelCheck | None = None
+) -> tuple[Team | None, list[tuple[int, str, str]]]:
     """One team block, merged with its stored version (absent keys keep it): the team, or None and the problems.
 
     Escalation targets are checked later, against every team (`check`).
@@ -516,7 +551,7 @@ def check_team(block: YDict, stored: Team | None, ref: Reference) -> tuple[Team 
     if "channels" in block and (items := _list(block, "channels", p)) is not None:
         channels = []
         for _, where, item in _items(items, "channels", p):
-            channel = _channel(item, where, p)
+            channel = _channel(item, where, members, channel_check, p)
             if channel is None:
                 continue
             if "name" not in item and any(c.name == channel.name for c in channels):
@@ -663,7 +698,9 @@ def _escalation_problems(
     return refused
 
 
-def check_yaml(doc: Any, stored: Mapping[str, Team], ref: Reference) -> Checked:
+def check_yaml(
+    doc: Any, stored: Mapping[str, Team], ref: Reference, channel_check: ChannelCheck | None = None
+) -> Checked:
     """Check a parsed teams YAML against the stored teams and the registry (see the module docstring)."""
     if not isinstance(doc, YDict):
         raise TeamFileError("the file must be a mapping with `teams:` and/or `routes:`")
@@ -697,7 +734,7 @@ def check_yaml(doc: Any, stored: Mapping[str, Team], ref: Reference) -> Checked:
             continue
         if team_id:
             lines[team_id], block_of[team_id] = line, block
-        team, found = check_team(block, stored.get(team_id), ref)
+        team, found = check_team(block, stored.get(team_id), ref, channel_check)
         if team is None:
             problems[line] = (subject, found)
         else:
@@ -816,9 +853,11 @@ def read_teams_file(path: Path) -> tuple[str, Any]:
     return "yaml", parse_yaml(text, str(path))
 
 
-def check(kind: str, parsed: Any, stored: Mapping[str, Team], ref: Reference) -> Checked:
+def check(
+    kind: str, parsed: Any, stored: Mapping[str, Team], ref: Reference, channel_check: ChannelCheck | None = None
+) -> Checked:
     """Check what `read_teams_file` read; raises TeamFileError for a whole-file problem."""
     if kind == "csv":
         columns, rows = parsed
         return check_csv(columns, rows, stored)
-    return check_yaml(parsed, stored, ref)
+    return check_yaml(parsed, stored, ref, channel_check)

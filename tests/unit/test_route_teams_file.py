@@ -11,7 +11,7 @@ import pytest
 
 from alerts.route import escalation_chain, on_call, route
 from schema.demo_city import DISTRICT, build_demo_city
-from schema.teams import Directory, Member, Rotation, Team
+from schema.teams import Channel, Directory, Member, Rotation, Team
 from schema.teams_file import (
     Checked,
     Reference,
@@ -51,7 +51,7 @@ teams:
       - {id: no, name: 赵}
     channels:
       - {kind: wecom, url: "https://qyapi.weixin.qq.com/cgi-bin/webhook/send?key=SECRET"}
-      - {kind: sms}
+      - {kind: sms, url: "https://sms.example.invalid/send?token=T", headers: {X-Key: K}}
     rotation: {members: [wang, li, no], shift: 24h, handoff: 08:00, start: 2024-01-01}
     overrides:
       - {member: li, from: 2026-11-25 22:00, until: 2026-11-26 06:00}
@@ -127,7 +127,6 @@ def test_every_problem_of_a_block_is_reported_at_once() -> None:
         (8, "members[1].id"),
         (10, "channels[0].url"),
         (11, "channels[1].kind"),
-        (11, "channels[1].url"),
         (12, "rotation.members"),
         (12, "rotation.shift"),
         (12, "rotation.handoff"),
@@ -281,6 +280,46 @@ def test_members_csv_rows_cost_only_themselves() -> None:
     assert team.rotation == stored["C01-team"].rotation
     with pytest.raises(TeamFileError, match="missing column"):
         check_csv(("team", "name"), [], stored)
+
+
+def test_channels_map_onto_the_notifiers_channel_specs() -> None:
+    from alerts.notify import ChannelError, parse_channel
+
+    text = """\
+        teams:
+          - id: t
+            name: T
+            kind: operators
+            members: [{id: a, name: A, phone: 13800000001, email: a@example.invalid}, {id: b, name: B}]
+            channels:
+              - {kind: dingtalk, url: "https://oapi.dingtalk.com/robot/send?access_token=X", secret: S, at_all: "true"}
+              - {kind: email, host: smtp.example.invalid, port: "587", sender: bg@example.invalid}
+              - {kind: sms, url: "https://sms.example.invalid/send", phones: [13800000009], max_chars: "5"}
+              - {kind: webhook, url: "https://hooks.example.invalid/x"}
+              - {kind: webhook, url: "https://hooks.example.invalid/y"}
+        """
+    checked = check_yaml(parse_yaml(textwrap.dedent(text)), {}, REF, parse_channel)
+    assert problems(checked) == [
+        "line 9: t: channels[2]: sms channel: max_chars: Input should be greater than or equal to 20"
+    ], "the notifier's own checks, by line, never quoting a value"
+    good = check_yaml(parse_yaml(textwrap.dedent(text).replace('"5"', '"70"')), {}, REF, parse_channel)
+    ((_, team),) = good.teams
+    assert [c.name for c in team.channels] == ["dingtalk", "email", "sms", "webhook", "webhook-2"]
+    specs = [parse_channel(c.settings(team.members)) for c in team.channels]
+    assert specs[0].at_all is True and specs[1].port == 587
+    assert specs[1].to == ("a@example.invalid",), "no fixed recipients: whoever is on call"
+    assert specs[2].phones == ("13800000009",)
+    assert "X" not in team.channels[0].label and "oapi.dingtalk.com" in team.channels[0].label
+    with pytest.raises(ChannelError):
+        parse_channel(Channel("e", "email", {"host": "h", "sender": "s@example.invalid"}).settings([]))
+    nobody = check_yaml(
+        parse_yaml(
+            "teams:\n  - {id: t, name: T, kind: operators, channels: [{kind: sms, url: 'https://s.invalid'}]}\n"
+        ),
+        {},
+        REF,
+    )
+    assert problems(nobody) == ["line 2: t: channels[0].phones: give phones, or members with a phone"]
 
 
 def test_small_parsers() -> None:
