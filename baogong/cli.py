@@ -13,6 +13,7 @@
     baogong keys create|rotate|revoke|list   supplier API keys (stored hashed)
     baogong skus import --supplier S FILE    a supplier's SKU map
     baogong outlets import FILE       the outlet registry (CSV/XLSX)
+    baogong teams import|list|oncall|route   responder teams, who is on call, where a page goes
     baogong contract export           write the JSON Schemas in schema/contract/
     baogong demo                      all of the above plus a simulator, live in the terminal
 
@@ -30,6 +31,7 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from alerts import cli_teams
 from baogong.settings import Settings
 from ingest import cli_keys, cli_outlets
 
@@ -258,6 +260,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     cli_keys.register(sub)
     cli_outlets.register(sub)
+    cli_teams.register(sub)
 
     p = sub.add_parser("demo", help="run everything on the demo city, live")
     p.add_argument("--duration", type=float, default=None, help="stop after this many seconds")

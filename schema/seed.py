@@ -4,8 +4,9 @@
 carry which necessity from `schema.catalogue`; `seed_demo(url)` does that and
 then writes the demo city of `schema.demo_city` (suppliers, circles,
 communities, 6,668 outlets, their circles) and one demo API key per supplier
-that reports. Both are idempotent: every write is an upsert, so running them
-twice leaves the same rows. Re-seeding resets catalogue thresholds and demo
+that reports, and the demo responder teams (`schema/demo_teams.yaml`). Both
+are idempotent: every write is an upsert, so running them twice leaves the
+same rows. Re-seeding resets catalogue thresholds and demo
 rows to their defaults, but leaves an outlet's `active` flag and existing
 API keys (revoked or not) alone. The database must be migrated first
 (`schema.migrate.migrate`).
@@ -28,6 +29,7 @@ from schema.catalogue import BUSINESS_TYPES, CARRIES, NECESSITIES
 from schema.db import SCHEMA_DIR, connect, load_queries
 from schema.demo_city import DISTRICT, DemoCity, build_demo_city
 from schema.keys import demo_key
+from schema.teams_store import seed_demo_teams, team_counts
 
 SEED_QUERIES = load_queries(SCHEMA_DIR / "seed.sql")
 
@@ -172,8 +174,10 @@ def seed_demo(url: str, seed: int = 2024, progress: Callable[[str], None] = prin
         progress(f"demo city written: {len(city.suppliers)} suppliers, {len(city.outlets):,} outlets")
         keys = _write_keys(conn, city, seed)
         progress(f"demo API keys: {len(keys)} (hash only in api_keys)")
+        teams = seed_demo_teams(conn)
+        progress(f"demo teams: {len(teams.created)} new, {len(teams.updated)} reset, {len(teams.unchanged)} unchanged")
         row = conn.execute(SEED_QUERIES["count_reference_rows"]).fetchone()
-    counts = {table: cast(int, n) for table, n in (row or {}).items()}
+        counts = {table: cast(int, n) for table, n in (row or {}).items()} | team_counts(conn)
     elapsed = time.perf_counter() - started
     progress(f"seeded in {elapsed:.2f} s")
     return DemoSeed(seed=seed, counts=counts, keys=keys, elapsed_s=elapsed)
