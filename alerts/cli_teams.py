@@ -4,6 +4,7 @@
     baogong teams list [--at TIME]                      every team, who is on call, the routing tree
     baogong teams oncall [TEAM] [--at TIME]             who is on call, until when, who is next
     baogong teams route LABEL=VALUE… [--at TIME]        which teams a page goes to, who of them is on call
+    baogong teams override TEAM MEMBER --from T --until T   put MEMBER on call instead (--delete: remove it)
 
 TIME is ISO 8601 (`2026-11-25 08:00`; naive means Asia/Shanghai); default now.
 `teams route` takes the alert's labels (`circle=C03 necessity=rice
@@ -248,6 +249,26 @@ def _route(settings: Settings, args: argparse.Namespace) -> int:
     return 0 if found else SOME_REJECTED
 
 
+def _override(settings: Settings, args: argparse.Namespace) -> int:
+    from schema.teams_store import set_override
+
+    try:
+        start = parse_at(args.start)
+        end = None if args.until is None else parse_at(args.until)
+        outcome = set_override(
+            settings.database_url.get_secret_value(), args.team, args.member, start, end, delete=args.delete
+        )
+    except ValueError as exc:
+        print(f"baogong teams override: {exc}", file=sys.stderr)
+        return USAGE_ERROR
+    span = f"from {_when(start, SHANGHAI)}" + (f" until {_when(end, SHANGHAI)}" if end else "")
+    print(f"{args.team}: override of {args.member} {span}: {outcome}")
+    if outcome != "absent":
+        team = _directory(settings).teams[args.team]
+        print(f"on call then: {oncall_lines(team, start)[0]}")
+    return 0 if outcome != "absent" else SOME_REJECTED
+
+
 def _at_argument(p: argparse.ArgumentParser) -> None:
     p.add_argument("--at", metavar="TIME", help="a moment, ISO 8601 (naive: Asia/Shanghai); default now")
 
@@ -273,6 +294,14 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("team", nargs="?", metavar="TEAM")
     _at_argument(p)
     p.set_defaults(func=_oncall)
+
+    p = actions.add_parser("override", help="put a member on call instead of the rotation, for a while")
+    p.add_argument("team", metavar="TEAM")
+    p.add_argument("member", metavar="MEMBER")
+    p.add_argument("--from", dest="start", required=True, metavar="TIME", help="ISO 8601; naive: Asia/Shanghai")
+    p.add_argument("--until", metavar="TIME", help="ISO 8601, after --from (not needed with --delete)")
+    p.add_argument("--delete", action="store_true", help="remove the override of MEMBER that starts at --from")
+    p.set_defaults(func=_override)
 
     p = actions.add_parser("route", help="which teams a page with these labels goes to, and who is on call")
     p.add_argument("labels", nargs="+", metavar="LABEL=VALUE", help="e.g. circle=C03 necessity=rice severity=critical")

@@ -82,3 +82,19 @@ ON CONFLICT (id) DO UPDATE SET tree = EXCLUDED.tree, updated_at = now();
 
 -- name: count_team_rows
 SELECT (SELECT count(*) FROM teams) AS teams, (SELECT count(*) FROM team_members) AS team_members;
+
+-- ---------------------------------------------------------------- overrides by hand (baogong teams override)
+
+-- name: upsert_team_override
+-- One override per member and start: giving the same start again moves its end.
+INSERT INTO team_overrides (team_id, member_id, starts_at, ends_at)
+VALUES (%(team_id)s, %(member_id)s, %(starts_at)s, %(ends_at)s)
+ON CONFLICT (team_id, member_id, starts_at) DO UPDATE SET ends_at = EXCLUDED.ends_at
+RETURNING (xmax = 0) AS created;
+
+-- name: delete_team_override
+DELETE FROM team_overrides
+WHERE team_id = %(team_id)s AND member_id = %(member_id)s AND starts_at = %(starts_at)s;
+
+-- name: touch_team
+UPDATE teams SET updated_at = now() WHERE id = %(team_id)s;

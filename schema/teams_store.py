@@ -23,6 +23,7 @@ from __future__ import annotations
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -285,3 +286,37 @@ def seed_demo_teams(conn: psycopg.Connection[Row], path: Path = DEMO_TEAMS) -> I
     if result.rejected or result.routes == "rejected":
         raise ValueError(f"{path} does not fit the demo city: " + "; ".join(str(r) for r in result.rejected[:5]))
     return result
+
+
+def set_override(
+    url: str, team_id: str, member_id: str, start: datetime, end: datetime | None, *, delete: bool = False
+) -> str:
+    """Put `member_id` of `team_id` on call from `start` until `end` (or, with `delete`, remove that override).
+
+    Returns 'created', 'updated' (same member and start: the end moved), 'deleted' or 'absent'
+    (nothing to delete). Raises ValueError for an unknown team or member, a naive time, or an
+    end not after the start; schema.db.DatabaseError as usual. A teams YAML that lists the team's
+    `overrides` replaces them all on its next import.
+    """
+    if start.tzinfo is None or (end is not None and end.tzinfo is None):
+        raise ValueError("override times must carry a time zone")
+    if not delete and (end is None or end <= start):
+        raise ValueError("until must be after from")
+    with connect(url) as conn:
+        conn.execute(QUERIES["lock_teams"])
+        team = load_directory(conn).teams.get(team_id)
+        if team is None:
+            raise ValueError(f"no team {team_id!r} (`baogong teams list` shows them)")
+        if team.member(member_id) is None:
+            known = ", ".join(m.id for m in team.members) or "(none)"
+            raise ValueError(f"{team_id} has no member {member_id!r}; its members: {known}")
+        params = {"team_id": team_id, "member_id": member_id, "starts_at": start, "ends_at": end}
+        if delete:
+            done = conn.execute(QUERIES["delete_team_override"], params).rowcount
+            outcome = "deleted" if done else "absent"
+        else:
+            row = conn.execute(QUERIES["upsert_team_override"], params).fetchone()
+            outcome = "created" if row and row["created"] else "updated"
+        if outcome != "absent":
+            conn.execute(QUERIES["touch_team"], {"team_id": team_id})
+    return outcome

@@ -234,3 +234,33 @@ def test_the_cli_imports_and_shows_where_a_page_goes(url: str, tmp_path: Path) -
     assert nowhere.returncode == 0 and "→ city" in nowhere.stdout, "the fallback"
     assert baogong("oncall", "nobody", url=url).returncode == 2
     assert baogong("route", "circle", url=url).returncode == 2
+
+
+def test_an_override_by_hand_and_the_async_loader(url: str, tmp_path: Path) -> None:
+    import asyncio
+
+    import psycopg
+    from psycopg.rows import dict_row
+
+    from schema.teams_store import load_directory_async, set_override
+
+    path = write(tmp_path / "teams.yaml", TEAMS)
+    import_teams(url, path)
+    start, end = datetime(2026, 11, 27, 20, tzinfo=SH), datetime(2026, 11, 28, 9, tzinfo=SH)
+    assert set_override(url, "A-team", "li", start, end) == "created"
+    assert set_override(url, "A-team", "li", start, end + (end - start)) == "updated"
+    with pytest.raises(ValueError, match="has no member 'ghost'; its members: wang, li, zhao"):
+        set_override(url, "A-team", "ghost", start, end)
+    with pytest.raises(ValueError, match="until must be after from"):
+        set_override(url, "A-team", "li", end, start)
+
+    async def load() -> Any:
+        async with await psycopg.AsyncConnection.connect(url, row_factory=dict_row) as conn:
+            return await load_directory_async(conn)
+
+    d = asyncio.run(load())
+    with connect(url) as conn:
+        assert load_directory(conn) == d, "the async loader reads the same directory"
+    assert [m.id for m in on_call(d.teams["A-team"], datetime(2026, 11, 28, 12, tzinfo=SH))] == ["li"]
+    assert import_teams(url, path).updated == ["A-team"], "the file lists overrides: they replace the hand-made one"
+    assert set_override(url, "A-team", "li", start, None, delete=True) == "absent"
