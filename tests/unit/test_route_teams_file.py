@@ -365,3 +365,17 @@ def test_the_demo_teams_file_fits_the_demo_city() -> None:
         for t in d.teams.values()
         for c in t.channels
     )
+
+
+def test_the_kinds_agree_with_the_migration_and_the_notifiers() -> None:
+    import re
+
+    from alerts.notify import KINDS as NOTIFIER_KINDS
+    from schema.teams import CHANNEL_KINDS, KINDS
+
+    sql = (DEMO.parent / "migrations" / "0011_teams.sql").read_text(encoding="utf-8")
+    team_kinds = re.search(r"kind\s+text NOT NULL CHECK \(kind IN \(([^)]*)\)\)", sql)
+    channel_kinds = re.search(r"kind\s+text NOT NULL CHECK \(kind IN \(([^)]*)\)\),\n\s+config", sql)
+    assert team_kinds and channel_kinds
+    assert set(re.findall(r"'(\w+)'", team_kinds[1])) == set(KINDS)
+    assert set(re.findall(r"'(\w+)'", channel_kinds[1])) == set(CHANNEL_KINDS) == set(NOTIFIER_KINDS)
