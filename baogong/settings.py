@@ -122,6 +122,16 @@ class Settings(BaseModel):
     notify_expire_h: float = Field(
         24.0, gt=0, description="a notification not delivered this long after it was queued is expired (kept, visible)"
     )
+    alerts_host: str = Field("127.0.0.1", description="where `baogong alerts serve` (the responder app) listens")
+    alerts_port: int = Field(8089, description="port of the responder app (acknowledge, resolve, silences, links)")
+    alerts_db_connections: int = Field(8, ge=1, description="database connections of the responder app")
+    public_url: str = Field(
+        "http://127.0.0.1:8089", description="the responder app as people reach it: the base of links in messages"
+    )
+    action_secret: SecretStr | None = Field(
+        None, description="signs the act-on-this-alert links in messages (16+ random characters); unset: no links"
+    )
+    action_link_ttl_h: float = Field(24.0, gt=0, description="a link in a message works this long after it was sent")
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **explicit: Any) -> Settings:
