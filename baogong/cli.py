@@ -8,6 +8,10 @@
     baogong alerts run                the alert dispatcher (rules, lifecycle, notifiers)
     baogong alerts list               recent alerts
     baogong alerts log [--alert ID] [--receiver NAME] [--undelivered] [--attempts]   who was told what, when
+    baogong alerts serve              the responder app: acknowledge, resolve, comment, silences, signed links
+    baogong alerts ack|resolve|comment|show ID   act on an alert as the operator (--as NAME)
+    baogong alerts silence add|list|expire       silences by circle, necessity, rule (alerts/cli_alerts.py)
+    baogong responders keys create|list|revoke   responders' own keys for the responder app
     baogong status                    are circle levels current? lag, offsets, levels by status
     baogong push FILE [--prices]      send a supplier's CSV/XLSX/JSON file to the API, with progress
     baogong keys create|rotate|revoke|list   supplier API keys (stored hashed)
@@ -31,7 +35,7 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from alerts import cli_teams
+from alerts import cli_alerts, cli_teams
 from baogong.settings import Settings
 from ingest import cli_keys, cli_outlets
 
@@ -228,14 +232,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--loglevel", default="info")
     p.set_defaults(func=_worker)
 
-    p = sub.add_parser("alerts", help="alert dispatcher and alert listing")
-    p.add_argument("action", choices=["run", "list", "log"])
+    alerts = sub.add_parser("alerts", help="alert dispatcher, alert listing, acting on alerts, silences")
+    alert_actions = alerts.add_subparsers(dest="action", required=True)
+    alert_actions.add_parser("run", help="the alert dispatcher").set_defaults(func=_alerts)
+    p = alert_actions.add_parser("list", help="recent alerts")
     p.add_argument("--limit", type=int, default=20)
+    p.set_defaults(func=_alerts)
+    p = alert_actions.add_parser("log", help="who was told what, when, and whether it got through")
+    p.add_argument("--limit", type=int, default=20)
+    p.set_defaults(func=_alerts)
     p.add_argument("--alert", type=int, help="log: this alert's notifications only")
     p.add_argument("--receiver", help="log: this receiver's notifications only")
     p.add_argument("--undelivered", action="store_true", help="log: queued or expired ones only")
     p.add_argument("--attempts", action="store_true", help="log: every delivery attempt too")
-    p.set_defaults(func=_alerts)
+    cli_alerts.register(alert_actions)
+    cli_alerts.register_responders(sub)
 
     sub.add_parser("status", help="are circle levels current? (exit 1 when stalled)").set_defaults(func=_status)
 
