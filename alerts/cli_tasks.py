@@ -23,7 +23,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from alerts import tasks_store
-from alerts.tasks import MoveRefused, State, Task, TaskNotFound, durations
+from alerts.tasks import MoveRefused, State, Task, TaskNotFound, durations, task_doc
 from baogong.settings import Settings
 from schema.db import connect
 
@@ -88,30 +88,6 @@ def render(t: Task) -> str:
     return "\n".join(lines)
 
 
-def as_doc(t: Task) -> dict[str, Any]:
-    """A task as JSON-ready data (the CLI's --json and the HTTP API)."""
-    doc: dict[str, Any] = {
-        "id": t.id,
-        "alert_id": t.alert_id,
-        "circle_id": t.circle_id,
-        "necessity": t.necessity,
-        "state": t.state.value,
-        "unit": t.unit,
-        "target_days": t.target_days,
-        "target_quantity": t.target_quantity,
-        "suggestions": list(t.suggestions),
-        "opened_by": t.opened_by,
-        "dispatched_by": t.dispatched_by,
-        "delivered_by": t.delivered_by,
-    }
-    for name in ("paged_at", "acknowledged_at", "opened_at", "dispatched_at", "delivered_at", "recovered_at"):
-        value = getattr(t, name)
-        doc[name] = value.isoformat() if value is not None else None
-    doc["closed_at"] = t.closed_at.isoformat() if t.closed_at is not None else None
-    doc["durations_s"] = durations(t)
-    return doc
-
-
 def _list(settings: Settings, args: argparse.Namespace) -> int:
     with connect(settings.database_url.get_secret_value()) as conn:
         found = tasks_store.list_tasks(conn, open_only=args.open, limit=args.limit)
@@ -126,7 +102,7 @@ def _show(settings: Settings, args: argparse.Namespace) -> int:
     except TaskNotFound as exc:
         print(f"baogong tasks: {exc}", file=sys.stderr)
         return NOT_FOUND
-    print(json.dumps(as_doc(task), ensure_ascii=False, indent=2) if args.json else render(task))
+    print(json.dumps(task_doc(task), ensure_ascii=False, indent=2) if args.json else render(task))
     return 0
 
 

@@ -29,8 +29,10 @@ The rule, for circle C short of necessity n (`plan`):
 
 `plan` is pure; `suggestions_for` / `suggestions_for_async` read the short
 circle's level and the candidates (schema/tasks.sql `restock_need`,
-`restock_candidates`: the 6,668-outlet demo city answers in about 15 ms)
-and call it. Quantities are in n's canonical unit (kg, L or piece).
+`restock_candidates`) and call it. Measured once on the 6,668-outlet demo
+city with every carrying outlet reporting (2,650 outlets, 14,550 stock rows):
+477 candidates for C03's rice, the candidate query 6 ms, `suggestions_for`
+9 ms in all. Quantities are in n's canonical unit (kg, L or piece).
 """
 
 from __future__ import annotations

@@ -132,3 +132,27 @@ def durations(task: Task) -> dict[str, float | None]:
         "ack_to_dispatched_s": between(task.acknowledged_at, task.dispatched_at),
         "dispatched_to_recovered_s": between(task.dispatched_at, task.recovered_at),
     }
+
+
+def task_doc(t: Task) -> dict[str, Any]:
+    """A task as JSON-ready data (`baogong tasks show --json`, GET /v1/tasks/{id}), with `durations`."""
+    doc: dict[str, Any] = {
+        "id": t.id,
+        "alert_id": t.alert_id,
+        "circle_id": t.circle_id,
+        "necessity": t.necessity,
+        "state": t.state.value,
+        "unit": t.unit,
+        "target_days": t.target_days,
+        "target_quantity": t.target_quantity,
+        "suggestions": list(t.suggestions),
+        "opened_by": t.opened_by,
+        "dispatched_by": t.dispatched_by,
+        "delivered_by": t.delivered_by,
+    }
+    for name in ("paged_at", "acknowledged_at", "opened_at", "dispatched_at", "delivered_at", "recovered_at"):
+        value = getattr(t, name)
+        doc[name] = value.isoformat() if value is not None else None
+    doc["closed_at"] = t.closed_at.isoformat() if t.closed_at is not None else None
+    doc["durations_s"] = durations(t)
+    return doc

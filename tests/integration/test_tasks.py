@@ -23,15 +23,19 @@ import os
 import subprocess
 import sys
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
+import httpx
 import pytest
 
 from alerts import tasks_store
 from alerts.restock import suggestions_for
 from alerts.tasks import MoveRefused, NotATaskAlert, State
+from baogong.settings import Settings
 from schema.circles import EARTH_RADIUS_KM
 from schema.db import connect, make_pool
 from streams.circles import refresh_levels
+from tests.support import baogong_process, free_port, wait_for
 
 NOW = datetime(2026, 11, 25, 8, 0, tzinfo=UTC)
 MIN = timedelta(minutes=1)
@@ -56,7 +60,7 @@ def north(km: float) -> float:
     return LAT + km / KM_PER_DEG
 
 
-def build_city(url: str) -> None:
+def build_city(url: str, now: datetime = NOW) -> None:
     with connect(url) as conn:
         conn.execute(
             "INSERT INTO business_types (code, name_zh, name_en, category) "
@@ -91,27 +95,29 @@ def build_city(url: str) -> None:
                 conn.execute("INSERT INTO outlet_circles VALUES (%s, %s)", (outlet, circle))
             conn.execute(
                 "INSERT INTO outlet_stock (outlet_id, necessity, quantity, reported_at) VALUES (%s, 'rice', %s, %s)",
-                (outlet, rice, NOW - timedelta(hours=hours)),
+                (outlet, rice, now - timedelta(hours=hours)),
             )
 
     async def levels() -> None:
         pool = make_pool(url)
         await pool.open(wait=True, timeout=30)
         try:
-            await refresh_levels(pool, NOW)
+            await refresh_levels(pool, now)
         finally:
             await pool.close()
 
     asyncio.run(levels())
 
 
-def insert_alert(url: str, circle: str = "A", rule: str = "shortage", acked_by: str | None = "A-team/wang") -> int:
+def insert_alert(
+    url: str, circle: str = "A", rule: str = "shortage", acked_by: str | None = "A-team/wang", now: datetime = NOW
+) -> int:
     with connect(url) as conn:
         row = conn.execute(
             "INSERT INTO alerts (fingerprint, rule, circle_id, necessity, severity, state, labels, annotations, "
             "pending_since, starts_at, acknowledged_at, acknowledged_by) "
             "VALUES (%s, %s, %s, 'rice', 'high', 'firing', '{}', '{}', %s, %s, %s, %s) RETURNING id",
-            (f"{rule}-{circle}", rule, circle, NOW - 12 * MIN, NOW - 10 * MIN, NOW if acked_by else None, acked_by),
+            (f"{rule}-{circle}", rule, circle, now - 12 * MIN, now - 10 * MIN, now if acked_by else None, acked_by),
         ).fetchone()
     assert row is not None
     return int(row["id"])
@@ -255,3 +261,54 @@ def test_the_cli(city: str) -> None:
 
     missing = baogong(city, "show", "999")
     assert missing.returncode == 2 and "no supply task 999" in missing.stderr
+
+
+def test_acknowledged_over_http_then_dispatched_and_delivered(database_url: str, tmp_path: Path) -> None:
+    """The responder app (`baogong alerts serve`, a real process): acknowledging opens the task, the team moves it."""
+    now = datetime.now(UTC)
+    build_city(database_url, now)
+    with connect(database_url) as conn:
+        conn.execute("INSERT INTO teams (id, name, kind, circle_id) VALUES ('A-team', 'A圈保供队', 'circle_team', 'A')")
+        conn.execute("INSERT INTO team_members (team_id, member_id, position, name) VALUES ('A-team', 'li', 0, '李强')")
+    alert = insert_alert(database_url, acked_by=None, now=now)
+    settings = Settings.from_env(database_url=database_url, alerts_port=free_port(), alerts_db_connections=2)
+    env = {**os.environ, **settings.env()}
+    made = subprocess.run(
+        [sys.executable, "-m", "baogong.cli", "responders", "keys", "create", "A-team/li", "--as", "ops"],
+        env=env, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    key = next(w for w in made.stdout.split() if w.startswith("bg_"))
+    url = f"http://127.0.0.1:{settings.alerts_port}"
+
+    def call(method: str, path: str, auth: bool = True) -> httpx.Response:
+        headers = {"Authorization": f"Bearer {key}"} if auth else {}
+        return httpx.request(method, url + path, headers=headers, timeout=30)
+
+    with baogong_process(["alerts", "serve"], settings.env(), tmp_path / "serve.log") as proc:
+        wait_for(lambda: proc.poll() is not None or _up(url), 60, "the responder app")
+        assert proc.poll() is None, (tmp_path / "serve.log").read_text()
+        acked = call("POST", f"/v1/alerts/{alert}/ack")
+        assert acked.status_code == 200, acked.text
+        assert call("GET", "/v1/tasks", auth=False).status_code == 401
+        (task,) = call("GET", "/v1/tasks?open=true").json()["tasks"]
+        assert (task["alert_id"], task["state"], task["target_quantity"], task["opened_by"]) == (
+            alert, "open", 450, "A-team/li",
+        )  # fmt: skip
+        assert [(s["outlet_id"], s["quantity"]) for s in task["suggestions"]] == [("OB1", 300), ("OB2", 150)]
+
+        early = call("POST", f"/v1/tasks/{task['id']}/deliver")
+        assert early.status_code == 409 and "dispatch it first" in early.json()["error"]
+        sent = call("POST", f"/v1/tasks/{task['id']}/dispatch")
+        assert sent.status_code == 200 and sent.json()["dispatched_by"] == "A-team/li"
+        assert call("POST", f"/v1/tasks/{task['id']}/dispatch").status_code == 409
+        arrived = call("POST", f"/v1/tasks/{task['id']}/deliver").json()
+        assert arrived["state"] == "delivered" and arrived["durations_s"]["ack_to_dispatched_s"] >= 0
+        assert call("GET", f"/v1/tasks/{task['id']}").json()["delivered_by"] == "A-team/li"
+        assert call("GET", "/v1/tasks/999999").status_code == 404
+
+
+def _up(url: str) -> bool:
+    try:
+        return httpx.get(url + "/healthz", timeout=2).status_code == 200
+    except httpx.HTTPError:
+        return False
