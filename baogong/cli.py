@@ -18,6 +18,7 @@
     baogong skus import --supplier S FILE    a supplier's SKU map
     baogong outlets import FILE       the outlet registry (CSV/XLSX)
     baogong teams import|list|oncall|route   responder teams, who is on call, where a page goes
+    baogong tasks list|show|dispatch|deliver|review   supply tasks of acknowledged shortages
     baogong contract export           write the JSON Schemas in schema/contract/
     baogong demo                      all of the above plus a simulator, live in the terminal
 
@@ -35,7 +36,7 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from alerts import cli_alerts, cli_teams
+from alerts import cli_alerts, cli_tasks, cli_teams
 from baogong.settings import Settings
 from ingest import cli_keys, cli_outlets
 
@@ -272,6 +273,7 @@ def build_parser() -> argparse.ArgumentParser:
     cli_keys.register(sub)
     cli_outlets.register(sub)
     cli_teams.register(sub)
+    cli_tasks.register(sub)
 
     p = sub.add_parser("demo", help="run everything on the demo city, live")
     p.add_argument("--duration", type=float, default=None, help="stop after this many seconds")
