@@ -8,9 +8,11 @@ refused); silences over HTTP and the CLI; the operator's CLI actions.
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -62,8 +64,6 @@ def firing_alert(url: str, necessity: str = "rice", rule: str = "shortage") -> i
 
 
 def _json(value: Any) -> str:
-    import json
-
     return json.dumps(value, ensure_ascii=False)
 
 
@@ -270,3 +270,41 @@ def test_the_operator_acts_from_the_cli(env: dict[str, str], database_url: str) 
     assert [k for k, _ in events(database_url, alert_id)].count("acknowledged") == 1
     assert f"{alert_id:>5} resolved" in cli(env, "alerts", "list")  # the existing commands still work
     cli(env, "alerts", "log", "--alert", str(alert_id))
+
+
+@contextmanager
+def served(settings: Settings, clock: Callable[[], datetime]) -> Iterator[str]:
+    """The responder app in this process (uvicorn in a thread, a real socket), judging links at `clock`."""
+    import threading
+
+    import uvicorn
+
+    from alerts.http import create_app
+
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(create_app(settings, clock), port=port, log_config=None, access_log=False))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    try:
+        wait_for(lambda: server.started, 30, "the in-process responder app", every_s=0.05)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=15)
+
+
+def test_link_expiry_follows_the_apps_clock_and_links_can_be_off(database_url: str) -> None:
+    seed_team(database_url)
+    alert_id = firing_alert(database_url)
+    t0 = datetime(2026, 11, 25, 8, 0, tzinfo=UTC)
+    now = [t0]
+    token = links.sign(alert_id, "ack", t0 + timedelta(hours=1), SECRET)
+    with served(Settings.from_env(database_url=database_url, action_secret=SECRET), lambda: now[0]) as url:
+        assert httpx.get(f"{url}/a/{token}", timeout=30).status_code == 200
+        now[0] = t0 + timedelta(hours=1)  # the expiry second itself is too late
+        assert httpx.post(f"{url}/a/{token}", timeout=30).status_code == 410
+    assert alert_row(database_url, alert_id)["state"] == "firing"
+    with served(Settings.from_env(database_url=database_url), lambda: t0) as url:
+        off = httpx.post(f"{url}/a/{token}", timeout=30)
+        assert off.status_code == 404 and "未启用" in off.text
+    assert alert_row(database_url, alert_id)["state"] == "firing"
