@@ -43,8 +43,8 @@ def _qty(value: float | None, unit: str) -> str:
 def _span(seconds: float | None) -> str:
     if seconds is None:
         return ""
-    minutes = round(seconds / 60)
-    return f"(+{minutes // 60} h {minutes % 60:02d} min)" if minutes >= 60 else f"(+{minutes} min)"
+    sign, minutes = "+" if seconds >= 0 else "-", round(abs(seconds) / 60)
+    return f"({sign}{minutes // 60} h {minutes % 60:02d} min)" if minutes >= 60 else f"({sign}{minutes} min)"
 
 
 def render_line(t: Task) -> str:

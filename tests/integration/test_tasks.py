@@ -201,7 +201,7 @@ def test_a_task_from_acknowledgement_to_recovery(city: str) -> None:
     assert [tuple(r[k] for k in steps) for r in review] == [(task.id, 600.0, 1800.0, 4.5 * 3600)]
 
 
-def test_tasks_only_for_shortages_and_a_manual_resolution_is_no_recovery(city: str) -> None:
+def test_shortages_only_a_manual_resolution_is_no_recovery_and_a_reopened_alert_gets_a_new_task(city: str) -> None:
     feed = insert_alert(city, circle="B", rule="feed")
     unacked = insert_alert(city, circle="C", acked_by=None)
     with connect(city) as conn:
@@ -224,6 +224,22 @@ def test_tasks_only_for_shortages_and_a_manual_resolution_is_no_recovery(city: s
         assert (closed.state, closed.recovered_at, closed.closed_at) == (State.CLOSED, None, NOW + 10 * MIN)
         with pytest.raises(MoveRefused, match="is closed"):
             tasks_store.advance(conn, task.id, "dispatched", "C-team/sun", NOW + 11 * MIN)
+        assert tasks_store.open_task(conn, unacked, NOW + 12 * MIN) == closed  # resolved: the closed one stays
+
+        # The shortage recurs: the same alert reopens; acknowledging it again opens a new task.
+        conn.execute(
+            "UPDATE alerts SET state = 'acknowledged', reopened_at = %s, ends_at = NULL, resolved_by = NULL, "
+            "acknowledged_at = %s, acknowledged_by = 'C-team/sun' WHERE id = %s",
+            (NOW + 20 * MIN, NOW + 25 * MIN, unacked),
+        )
+        second = tasks_store.open_task(conn, unacked, NOW + 25 * MIN)
+        assert second.id != task.id and second.state is State.OPEN
+        assert (second.paged_at, second.acknowledged_at, second.opened_by) == (
+            NOW + 20 * MIN,
+            NOW + 25 * MIN,
+            "C-team/sun",
+        )
+        assert [t.id for t in tasks_store.list_tasks(conn, open_only=True)] == [second.id]
 
 
 def baogong(url: str, *args: str) -> subprocess.CompletedProcess[str]:
@@ -261,6 +277,13 @@ def test_the_cli(city: str) -> None:
 
     missing = baogong(city, "show", "999")
     assert missing.returncode == 2 and "no supply task 999" in missing.stderr
+
+    with connect(city) as conn:
+        conn.execute("UPDATE alerts SET state = 'resolved', ends_at = now() WHERE id = %s", (alert,))
+        tasks_store.close_recovered(conn, datetime.now(UTC))
+    review = baogong(city, "review", "--days", "1")
+    assert review.returncode == 0, review.stderr
+    assert f"{task.id:>4}  A rice  closed " in review.stdout and "page->ack +10 min" in review.stdout
 
 
 def test_acknowledged_over_http_then_dispatched_and_delivered(database_url: str, tmp_path: Path) -> None:
