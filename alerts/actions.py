@@ -11,8 +11,9 @@ after the other (the alert row is locked for the action).
 
 Contract of the three actions (what HTTP answers and the CLI prints):
 
-- `acknowledge`: a firing (or pending) alert becomes `acknowledged` (who,
-  when; W's lifecycle stops escalating it). Acknowledging an acknowledged
+- `acknowledge`: a firing alert becomes `acknowledged` (who, when; the
+  lifecycle stops escalating it). A pending alert has paged nobody and is
+  refused (`ActionRefused`; silence it instead). Acknowledging an acknowledged
   alert is a no-op answered clearly (`changed` False, who acknowledged it
   first); a comment given then is still kept, as a `commented` event. A
   resolved alert is refused (`ActionRefused`): it is over. Acknowledging a
@@ -61,7 +62,11 @@ class AlertNotFound(ActionError):
 
 
 class ActionRefused(ActionError):
-    """The action makes no sense in the alert's state (e.g. acknowledging a resolved alert). Do not retry."""
+    """The action makes no sense in the alert's `state` (e.g. acknowledging a resolved alert). Do not retry."""
+
+    def __init__(self, message: str, state: str) -> None:
+        super().__init__(message)
+        self.state = state
 
 
 class SilenceNotFound(ActionError):
@@ -162,7 +167,14 @@ def acknowledge(
         if state == "resolved":
             raise ActionRefused(
                 f"alert {alert_id} is already resolved{_when(alert['ends_at'])}"
-                f"{' by ' + alert['resolved_by'] if alert.get('resolved_by') else ''}; nothing to acknowledge"
+                f"{' by ' + alert['resolved_by'] if alert.get('resolved_by') else ''}; nothing to acknowledge",
+                state,
+            )
+        if state == "pending":
+            raise ActionRefused(
+                f"alert {alert_id} has not fired yet (pending since {alert['pending_since']:%Y-%m-%d %H:%M:%S %Z}): "
+                "nobody was paged; silence it if it must not page",
+                state,
             )
         if state == "acknowledged":
             event_id = (

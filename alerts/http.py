@@ -362,7 +362,9 @@ def create_app(settings: Settings, clock: Clock = utc_now) -> FastAPI:
                     return do(conn, link.alert_id, actor, clock(), note, via="link", who=name or None)
             except AlertNotFound:
                 return page(404, "预警不存在", f"<p>预警 {link.alert_id} 不存在。</p>")
-            except ActionRefused:
+            except ActionRefused as exc:
+                if exc.state == "pending":
+                    return page(409, "预警尚未触发", f"<p>预警 {link.alert_id} 尚未触发，未通知任何人，无需确认。</p>")
                 return page(409, "预警已解决", f"<p>预警 {link.alert_id} 已经解决，无需确认。</p>")
             except ValueError as exc:
                 return page(422, "无法处理", f"<p>{html.escape(str(exc))}</p>")
@@ -400,6 +402,8 @@ def _already(alert: Row, action: str) -> str:
     if alert["state"] == "resolved":
         by = alert.get("resolved_by")
         return f"该预警已于 {_cn_time(alert['ends_at'])} 解决{'（' + by + '）' if by else '（水平已恢复）'}，无需操作。"
+    if action == "ack" and alert["state"] == "pending":
+        return "该预警尚未触发，未通知任何人，无需确认。"
     if action == "ack" and alert["state"] == "acknowledged":
         return f"该预警已由 {alert['acknowledged_by']} 于 {_cn_time(alert['acknowledged_at'])} 确认，无需重复确认。"
     return ""

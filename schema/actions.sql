@@ -14,7 +14,7 @@ FOR NO KEY UPDATE;
 -- name: acknowledge_alert
 UPDATE alerts
 SET state = 'acknowledged', acknowledged_at = %(now)s, acknowledged_by = %(actor)s, updated_at = now()
-WHERE id = %(id)s AND state IN ('pending', 'firing');
+WHERE id = %(id)s AND state = 'firing';
 
 -- name: resolve_alert
 UPDATE alerts

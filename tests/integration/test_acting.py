@@ -171,6 +171,10 @@ def test_responders_act_over_http_with_their_own_keys(app: App) -> None:
     revoked = app.call("GET", "/v1/alerts", key=amy)
     assert revoked.status_code == 403 and "revoked" in revoked.json()["error"]
     assert app.call("GET", "/v1/alerts", key=bo).status_code == 200
+    with connect(app.database_url) as conn:  # taken out of the team (a teams import without them)
+        conn.execute("DELETE FROM team_members WHERE member_id = 'bo'")
+    gone = app.call("GET", "/v1/alerts", key=bo)
+    assert gone.status_code == 403 and "no longer a member" in gone.json()["error"]
 
 
 def test_a_signed_link_shows_a_page_and_acts_only_when_posted(app: App) -> None:
@@ -263,6 +267,10 @@ def test_the_operator_acts_from_the_cli(env: dict[str, str], database_url: str) 
     assert "resolved by ops2" in cli(env, "alerts", "resolve", str(alert_id), "--as", "ops2")
     assert "already resolved" in cli(env, "alerts", "ack", str(alert_id), status=3)
     assert "no alert 999999" in cli(env, "alerts", "ack", "999999", status=2)
+    pending = firing_alert(database_url, "flour")
+    with connect(database_url) as conn:
+        conn.execute("UPDATE alerts SET state = 'pending', starts_at = NULL WHERE id = %s", (pending,))
+    assert "has not fired yet" in cli(env, "alerts", "ack", str(pending), status=3)
 
     shown = cli(env, "alerts", "show", str(alert_id))
     assert "acknowledged" in shown and "ops1 via cli" in shown and '"看到了"' in shown
