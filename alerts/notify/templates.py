@@ -108,6 +108,10 @@ def _item(alert: Mapping[str, Any], external: str) -> Item:
         for label, key in (("摘要", "summary"), ("详情", "description")):
             if notes.get(key):
                 facts.append((label, notes[key]))
+    if notes.get("notice"):  # why this page came: reopened, escalated, data missing… (alerts.evaluate.note)
+        facts.insert(0, ("提示", notes["notice"]))
+    if notes.get("suggestions"):  # restock suggestions (alerts.restock)
+        facts.append(("建议调货", notes["suggestions"]))
     started = _when(alert.get("startsAt"))
     if started:
         facts.append(("开始", started))
