@@ -73,6 +73,11 @@ def render(entries: Sequence[Entry]) -> str:
     for e in entries:
         n = e.notification
         subject = " ".join(str(x) for x in (n["rule"], n["circle_id"], n["necessity"]) if x)
+        others = len(n.get("alert_ids") or ()) - 1  # a grouped page lists several alerts (alerts/group.py)
+        if others > 0:
+            subject += f" +{others} more"
+        if n.get("reasons"):
+            subject += f" [{', '.join(n['reasons'])}]"
         lines.append(
             f"{n['id']:>6} {_t(n['created_at'])}  alert {n['alert_id']} {subject} ({n['severity']})  "
             f"{n['status']:8} -> {n['receiver']}: {outcome(n)}"

@@ -10,6 +10,7 @@ Secrets are `SecretStr`: their repr is `'**********'`, so printing or logging a
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Mapping
 from pathlib import Path
@@ -21,6 +22,10 @@ from schema.circles import WALK_KM
 
 ENV_PREFIX = "BAOGONG_"
 REPO_ROOT = Path(__file__).resolve().parent.parent
+#: Settings given as JSON in the environment (mappings).
+_JSON_FIELDS = frozenset(
+    {"escalate_after_min", "renotify_after_h", "escalate_after_min_by_kind", "renotify_after_h_by_kind"}
+)
 
 
 class Settings(BaseModel):
@@ -122,6 +127,29 @@ class Settings(BaseModel):
     notify_expire_h: float = Field(
         24.0, gt=0, description="a notification not delivered this long after it was queued is expired (kept, visible)"
     )
+    reopen_window_s: float = Field(
+        3600.0, ge=0, description="an alert recurring this soon after it resolved reopens (paged as a reopening)"
+    )
+    escalate_after_min: dict[str, float] = Field(
+        default_factory=lambda: {"critical": 10.0, "high": 30.0},
+        description="per severity (JSON): minutes a firing alert waits for an acknowledgement before the next "
+        "team of the escalation chain is paged; a severity not listed never escalates",
+    )
+    renotify_after_h: dict[str, float] = Field(
+        default_factory=lambda: {"critical": 2.0, "high": 6.0},
+        description="per severity (JSON): hours an acknowledged, unresolved alert waits before it is paged again",
+    )
+    escalate_after_min_by_kind: dict[str, dict[str, float]] = Field(
+        default_factory=dict,
+        description='per kind of the team holding the alert (JSON), e.g. {"district_bureau": {"critical": 20}}',
+    )
+    renotify_after_h_by_kind: dict[str, dict[str, float]] = Field(
+        default_factory=dict, description="per kind of the team holding the alert (JSON): re-notification hours"
+    )
+    alert_timer_factor: float = Field(
+        1.0, gt=0, description="emergency mode: every escalation and re-notification wait times this (0.5 halves)"
+    )
+    teams_reload_s: float = Field(30.0, gt=0, description="how often the alert dispatcher reloads teams and routes")
     alerts_host: str = Field("127.0.0.1", description="where `baogong alerts serve` (the responder app) listens")
     alerts_port: int = Field(8089, description="port of the responder app (acknowledge, resolve, silences, links)")
     alerts_db_connections: int = Field(8, ge=1, description="database connections of the responder app")
@@ -147,6 +175,11 @@ class Settings(BaseModel):
                 continue
             if name.endswith("_urls"):
                 values[name] = tuple(u.strip() for u in raw.split(",") if u.strip())
+            elif name in _JSON_FIELDS:
+                try:
+                    values[name] = json.loads(raw)
+                except ValueError:
+                    values[name] = raw  # not JSON: the validation error names the variable
             else:
                 values[name] = raw
         values.update(explicit)
@@ -172,5 +205,7 @@ class Settings(BaseModel):
                 value = value.get_secret_value()
             elif isinstance(value, tuple):
                 value = ",".join(value)
+            elif isinstance(value, dict):
+                value = json.dumps(value)
             out[ENV_PREFIX + name.upper()] = str(value)
         return out

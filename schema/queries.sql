@@ -330,12 +330,41 @@ LEFT JOIN LATERAL (
     ORDER BY b.computed_at DESC LIMIT 1
 ) h ON true;
 
+-- The columns of an alert the lifecycle reads (alerts/evaluate.py `_alert`).
 -- name: open_alerts
 SELECT id, fingerprint, rule, circle_id, necessity, severity, state, labels, annotations,
-       pending_since, starts_at, clearing_since
+       pending_since, starts_at, ends_at, clearing_since, acknowledged_at, acknowledged_by, resolved_by,
+       reopened_at, reopen_count, escalation_level, escalated_at, notified_severity, renotified_at,
+       unknown_since, data_missing_at, silence_id, teams
 FROM alerts WHERE state <> 'resolved' AND rule = %(rule)s
 FOR UPDATE;
 
+-- The latest resolved alert of each fingerprint of a rule that fired and resolved since %(since)s:
+-- what a recurrence within the reopen window reopens. (No lock: nothing but an evaluation, which holds
+-- evaluation_lock, changes a resolved alert.)
+-- name: recent_alerts
+SELECT DISTINCT ON (fingerprint)
+       id, fingerprint, rule, circle_id, necessity, severity, state, labels, annotations,
+       pending_since, starts_at, ends_at, clearing_since, acknowledged_at, acknowledged_by, resolved_by,
+       reopened_at, reopen_count, escalation_level, escalated_at, notified_severity, renotified_at,
+       unknown_since, data_missing_at, silence_id, teams
+FROM alerts
+WHERE rule = %(rule)s AND state = 'resolved' AND starts_at IS NOT NULL AND ends_at >= %(since)s
+ORDER BY fingerprint, ends_at DESC, id DESC;
+
+-- Every open alert after the rules ran (escalation), and whether its circle was removed.
+-- name: open_alerts_all
+SELECT id, fingerprint, rule, circle_id, necessity, severity, state, labels, annotations,
+       pending_since, starts_at, ends_at, clearing_since, acknowledged_at, acknowledged_by, resolved_by,
+       reopened_at, reopen_count, escalation_level, escalated_at, notified_severity, renotified_at,
+       unknown_since, data_missing_at, silence_id, teams,
+       (circle_id IS NOT NULL AND NOT EXISTS (SELECT 1 FROM circles c WHERE c.id = alerts.circle_id))
+           AS circle_removed
+FROM alerts WHERE state <> 'resolved'
+ORDER BY id
+FOR UPDATE;
+
+-- A new alert (the lifecycle's other columns follow with update_alert).
 -- name: insert_alert
 INSERT INTO alerts (fingerprint, rule, circle_id, necessity, severity, state, labels, annotations,
                     pending_since, starts_at)
@@ -346,13 +375,33 @@ RETURNING id;
 -- name: update_alert
 UPDATE alerts
 SET severity = %(severity)s, state = %(state)s, labels = %(labels)s, annotations = %(annotations)s,
-    starts_at = %(starts_at)s, ends_at = %(ends_at)s, clearing_since = %(clearing_since)s, updated_at = now()
+    pending_since = %(pending_since)s, starts_at = %(starts_at)s, ends_at = %(ends_at)s,
+    clearing_since = %(clearing_since)s, acknowledged_at = %(acknowledged_at)s,
+    acknowledged_by = %(acknowledged_by)s, resolved_by = %(resolved_by)s, reopened_at = %(reopened_at)s,
+    reopen_count = %(reopen_count)s, escalation_level = %(escalation_level)s, escalated_at = %(escalated_at)s,
+    notified_severity = %(notified_severity)s, renotified_at = %(renotified_at)s,
+    unknown_since = %(unknown_since)s, data_missing_at = %(data_missing_at)s, silence_id = %(silence_id)s,
+    teams = %(teams)s::text[], updated_at = now()
 WHERE id = %(id)s;
 
+-- One change of an alert (alert_events; the dispatcher's, in the evaluation's transaction).
+-- name: record_alert_event
+INSERT INTO alert_events (alert_id, at, kind, actor, detail)
+VALUES (%(alert_id)s, %(at)s, %(kind)s, %(actor)s, %(detail)s);
+
+-- One grouped page of an evaluation wave (alerts/group.py): one row per receiver, group and wave.
+-- name: queue_notification
+INSERT INTO notifications (alert_id, alert_ids, receiver, status, group_key, reasons, wave_at, payload)
+VALUES (%(alert_id)s, %(alert_ids)s, %(receiver)s, %(status)s, %(group_key)s, %(reasons)s, %(wave_at)s,
+        %(payload)s)
+ON CONFLICT (receiver, group_key, wave_at, status) DO NOTHING;
+
+-- One alert's page, its own group (tests and tools that queue a page by hand).
 -- name: insert_notification
-INSERT INTO notifications (alert_id, receiver, status, payload)
-VALUES (%(alert_id)s, %(receiver)s, %(status)s, %(payload)s)
-ON CONFLICT (alert_id, receiver, status) DO NOTHING;
+INSERT INTO notifications (alert_id, alert_ids, receiver, status, group_key, payload)
+VALUES (%(alert_id)s, ARRAY[%(alert_id)s::bigint], %(receiver)s, %(status)s, 'alert:' || %(alert_id)s::text,
+        %(payload)s)
+ON CONFLICT (receiver, group_key, wave_at, status) DO NOTHING;
 
 -- The outbox (alerts/dispatch.py). A row is queued until delivered or expired;
 -- a dispatcher leases it (short transaction), sends it outside any transaction,
@@ -367,14 +416,16 @@ FROM notifications
 WHERE state = 'queued' AND next_attempt_at <= %(now)s AND (leased_until IS NULL OR leased_until <= %(now)s)
   AND NOT EXISTS (
       SELECT 1 FROM notifications e
-      WHERE e.alert_id = notifications.alert_id AND e.receiver = notifications.receiver
+      WHERE e.group_key = notifications.group_key AND e.receiver = notifications.receiver
         AND e.id < notifications.id AND e.state = 'queued'
   );
 
--- Lease up to %(limit)s of a receiver's due rows, at most one per alert: the
--- oldest queued row of each (alert, receiver), so a later notification of an
--- alert (its resolution) waits while an earlier one (its firing) is not yet
--- delivered, even while that one backs off or is leased by another dispatcher.
+-- Lease up to %(limit)s of a receiver's due rows, at most one per group (a
+-- circle and team, alerts/group.py; every alert is always in the same group of
+-- a receiver): the oldest queued row of each (group, receiver), so a later
+-- notification of an alert (its resolution) waits while an earlier one (its
+-- firing) is not yet delivered, even while that one backs off or is leased by
+-- another dispatcher.
 -- A lapsed lease (its dispatcher died mid-delivery) is taken over and
 -- recorded as a lost attempt.
 -- name: claim_notifications
@@ -386,7 +437,7 @@ WITH due AS (
       AND (n.leased_until IS NULL OR n.leased_until <= %(now)s)
       AND NOT EXISTS (
           SELECT 1 FROM notifications e
-          WHERE e.alert_id = n.alert_id AND e.receiver = n.receiver AND e.id < n.id AND e.state = 'queued'
+          WHERE e.group_key = n.group_key AND e.receiver = n.receiver AND e.id < n.id AND e.state = 'queued'
       )
     ORDER BY n.id
     LIMIT %(limit)s
@@ -452,12 +503,12 @@ SELECT id, alert_id, receiver, status, attempts, last_error, created_at FROM exp
 
 -- The notification log: who was told what, when, and whether it got through.
 -- name: notification_log
-SELECT n.id, n.alert_id, a.rule, a.circle_id, a.necessity, a.severity, n.receiver, n.status, n.state,
-       n.created_at, n.attempts, n.next_attempt_at, n.delivered_at, n.expired_at, n.last_error,
+SELECT n.id, n.alert_id, n.alert_ids, n.reasons, a.rule, a.circle_id, a.necessity, a.severity, n.receiver,
+       n.status, n.state, n.created_at, n.attempts, n.next_attempt_at, n.delivered_at, n.expired_at, n.last_error,
        n.lease_owner, n.leased_until
 FROM notifications n
 JOIN alerts a ON a.id = n.alert_id
-WHERE (%(alert_id)s::bigint IS NULL OR n.alert_id = %(alert_id)s::bigint)
+WHERE (%(alert_id)s::bigint IS NULL OR n.alert_ids @> ARRAY[%(alert_id)s::bigint])
   AND (%(receiver)s::text IS NULL OR n.receiver = %(receiver)s::text)
   AND (NOT %(undelivered)s::boolean OR n.state <> 'delivered')
 ORDER BY n.id DESC
