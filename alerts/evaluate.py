@@ -12,8 +12,9 @@ must be told"):
 3. escalate or re-notify what is due (`alerts.escalate.due`) among open,
    paged alerts that are not silenced; a silence that ended while its alert
    still fires lets the alert page again;
-4. close supply tasks whose alert resolved (`alerts.tasks_store`, when
-   installed);
+4. close supply tasks whose alert resolved (`alerts.tasks_store`; a
+   failure there, or in the restock suggestions, is logged and costs only
+   itself, never the wave);
 5. write every change as an `alert_events` row, and queue the wave's pages
    grouped (`alerts.group.messages`: one outbox row per receiver, circle and
    team), except for silenced alerts (`alerts.silence.silenced` over the
@@ -24,7 +25,7 @@ Who is paged comes from `alerts.group.Routing`: the teams an alert is routed
 to when it fires (stored in `alerts.teams`, with every team it escalates to
 after), so its later pages (data missing, worse severity, resolved) reach
 the same people. Shortage pages carry restock suggestions
-(`alerts.restock`) when installed; each firing alert carries its signed
+(`alerts.restock`); each firing alert carries its signed
 acknowledge link (`alerts.links.ack_url`) when `public_url` and
 `action_secret` are set. Times are the caller's `now`, never the database's.
 """
@@ -42,8 +43,10 @@ from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool
 from pydantic import SecretStr
 
-from alerts import escalate
+from alerts import escalate, restock, tasks_store
+from alerts.actions import current_silences_async
 from alerts.group import Message, Notice, Routing, messages
+from alerts.links import ack_url
 from alerts.model import PAGED_STATES, SEVERITY_RANK, Alert, Change, Event, Policy, Step, advance, close_removed
 from alerts.notify.templates import SEVERITY
 from alerts.rules import Rule
@@ -54,19 +57,6 @@ from schema.db import QUERIES, Row, transaction
 log = logging.getLogger(__name__)
 ACTOR = "dispatcher"
 T = TypeVar("T")
-
-try:  # K: signed acknowledge links; S: supply tasks and restock suggestions (optional modules)
-    from alerts.links import ack_url
-except ImportError:  # pragma: no cover
-    ack_url = None  # type: ignore[assignment]
-try:
-    from alerts import restock, tasks_store
-except ImportError:  # pragma: no cover
-    restock = tasks_store = None  # type: ignore[assignment]
-try:
-    from alerts.actions import current_silences_async
-except ImportError:  # pragma: no cover
-    current_silences_async = None  # type: ignore[assignment]
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,7 +98,7 @@ async def evaluate_once(
     audiences = {r.name: r.audience for r in rules}
     async with transaction(pool) as conn, conn.cursor() as cur:
         await cur.execute(QUERIES["evaluation_lock"])
-        silences = await current_silences_async(conn, now) if current_silences_async is not None else []
+        silences = await current_silences_async(conn, now)
         wave = _Run(cur, now, routing, lifecycle, silences, audiences)
         since = now - timedelta(seconds=lifecycle.reopen_window_s)
         for rule in rules:
@@ -137,10 +127,9 @@ async def evaluate_once(
             elif alert.state in PAGED_STATES:
                 await wave.escalate(alert)
 
-        if tasks_store is not None:
-            wave.out.tasks_closed = await _optional(
-                conn, "closing recovered supply tasks", tasks_store.close_recovered_async(conn, now), []
-            )
+        wave.out.tasks_closed = await _optional(
+            conn, "closing recovered supply tasks", tasks_store.close_recovered_async(conn, now), []
+        )
         await _optional(conn, "restock suggestions", wave.suggest(conn), None)
         for message in messages(wave.out.notices, routing, lifecycle.public_url):
             await cur.execute(
@@ -235,7 +224,7 @@ class _Run:
     async def suggest(self, conn: psycopg.AsyncConnection[Row]) -> None:
         """Restock suggestions on every firing shortage notice of the wave (S's `alerts.restock`)."""
         shown = self.lifecycle.suggestions_shown
-        if restock is None or shown <= 0:
+        if shown <= 0:
             return
         plans: dict[tuple[str, str], str] = {}
         for i, n in enumerate(self.out.notices):
@@ -268,7 +257,7 @@ class _Run:
         self, alert: Alert, status: Event, reason: str, teams: Sequence[str], detail: Mapping[str, Any]
     ) -> None:
         link = ""
-        if status is Event.FIRED and ack_url is not None and self.lifecycle.public_url and alert.id is not None:
+        if status is Event.FIRED and self.lifecycle.public_url and alert.id is not None:
             link = ack_url(
                 self.lifecycle.public_url, self.lifecycle.action_secret, alert.id, self.now, self.lifecycle.link_ttl
             )

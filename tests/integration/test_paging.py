@@ -17,7 +17,10 @@ from typing import Any
 
 import httpx
 import pytest
+from psycopg.types.json import Jsonb
+from pydantic import SecretStr
 
+from alerts import actions, links
 from alerts.dispatch import DeliveryPolicy, deliver_once
 from alerts.escalate import Timers
 from alerts.evaluate import Lifecycle, evaluate_once
@@ -25,13 +28,16 @@ from alerts.model import Policy
 from alerts.notify import Notifier, parse_channel
 from alerts.pipeline import Teams, default_receivers
 from alerts.rules import pipeline, shortage
+from alerts.silence import SilenceMatcher
 from baogong.settings import Settings
-from schema.db import connect, make_pool
+from schema.db import QUERIES, connect, make_pool
 from schema.seed import seed_reference
 from schema.teams_store import import_teams
 from tests.support import Receiver
 
 RECEIVERS = ("T1-team", "T2-team", "T1-owner", "district", "city", "default")
+SECRET = SecretStr("paging-test-secret-0123456789")
+APP = "https://baogong.example"
 
 
 def seed_city(url: str) -> None:
@@ -102,25 +108,14 @@ def events(url: str, alert_id: int) -> list[str]:
 
 
 def acknowledge(url: str, alert_id: int, now: datetime) -> None:
-    try:
-        from alerts.actions import acknowledge as act
-    except ImportError:  # pragma: no cover - the acting module is K's
-        act = None
+    """As a responder does (alerts.actions: the state, the event, the supply task)."""
     with connect(url) as conn:
-        if act is not None:
-            act(conn, alert_id, "T1-team/m-T1-team", now)
-        else:
-            conn.execute(
-                "UPDATE alerts SET state = 'acknowledged', acknowledged_at = %s, acknowledged_by = 'test' WHERE id = %s",
-                (now, alert_id),
-            )
+        actions.acknowledge(conn, alert_id, "T1-team/m-T1-team", now)
 
 
 def page(body: dict[str, Any]) -> list[tuple[str, str, str]]:
     """A message as (necessity, status, notice) per alert listed."""
-    return [
-        (a["labels"]["necessity"], a["status"], a["annotations"].get("notice", "")) for a in body["alerts"]
-    ]
+    return [(a["labels"]["necessity"], a["status"], a["annotations"].get("notice", "")) for a in body["alerts"]]
 
 
 @pytest.mark.timeout(300)
@@ -144,6 +139,8 @@ async def scenario(url: str, hooks: dict[str, Receiver]) -> None:
         Policy(for_s=60, clear_for_s=60),
         Timers({"critical": 10, "high": 30}, {"critical": 2, "high": 6}),
         reopen_window_s=3600,
+        public_url=APP,
+        action_secret=SECRET,
     )
     rules = [shortage.rule(0.2, pipeline.Currency(stall_after_s=120, max_lag_s=60))]
     got = {name: 0 for name in hooks}
@@ -181,6 +178,13 @@ async def scenario(url: str, hooks: dict[str, Receiver]) -> None:
             assert t1["groupKey"] == '{}/{team="T1-team"}:{circle="T1"}'
             (t2,) = new("T2-team")
             assert page(t2) == [("flour", "firing", "")]
+            assert t2["alerts"][0]["annotations"]["suggestions"].startswith("附近无富余库存")  # restock (no outlets)
+            token = t2["externalURL"].removeprefix(APP + "/a/")  # one alert: the message's link acknowledges it
+            assert token != t2["externalURL"] and t2["alerts"][0]["generatorURL"] == t2["externalURL"]
+            assert (
+                links.verify(token, SECRET, t0 + timedelta(minutes=2)).alert_id == alert_row(url, "T2", "flour")["id"]
+            )
+            assert t1["externalURL"] == APP and all(a["generatorURL"].startswith(APP + "/a/") for a in t1["alerts"])
             assert not new("T1-owner") and not new("district") and not new("default")
 
             rice, flour = alert_row(url, "T1", "rice"), alert_row(url, "T1", "flour")
@@ -232,7 +236,12 @@ async def scenario(url: str, hooks: dict[str, Receiver]) -> None:
             assert not new("T1-team")
             assert alert_row(url, "T1", "rice")["state"] == "firing"
 
-            # recovery: one resolved message listing both
+            # recovery: one resolved message listing both (T2's, silenced meanwhile, pages nobody)
+            with connect(url) as conn:
+                at = t0 + timedelta(minutes=79)
+                actions.create_silence(
+                    conn, [SilenceMatcher("circle", "T2")], at, at + timedelta(hours=2), "test", "T2 restocking", at
+                )
             fine: dict[tuple[str, str], float | None] = {}
             await tick(80, fine)
             assert not new("T1-team")
@@ -241,7 +250,34 @@ async def scenario(url: str, hooks: dict[str, Receiver]) -> None:
             assert resolved["status"] == "resolved"
             assert sorted(page(resolved)) == [("flour", "resolved", ""), ("rice", "resolved", "")]
             await tick(82, fine)
-            assert not new("T1-team")
+            assert not new("T1-team") and not new("T2-team")
+            t2_flour = alert_row(url, "T2", "flour")
+            assert t2_flour["state"] == "resolved" and events(url, t2_flour["id"])[-2:] == ["resolved", "silenced"]
+
+            # an alert of a circle that no longer exists is closed, and whoever answers for it told
+            gone = {"alertname": "SupplyShortage", "circle": "T9", "necessity": "rice", "severity": "high"}
+            with connect(url) as conn:
+                started = t0 + timedelta(minutes=50)
+                conn.execute(
+                    QUERIES["insert_alert"],
+                    {
+                        "fingerprint": "gone-T9",
+                        "rule": "shortage",
+                        "circle_id": "T9",
+                        "necessity": "rice",
+                        "severity": "high",
+                        "state": "firing",
+                        "labels": Jsonb(gone),
+                        "annotations": Jsonb({}),
+                        "pending_since": started,
+                        "starts_at": started,
+                    },
+                )
+            # the city was told of rice (escalated there), so it heard that data went missing and that rice recovered
+            assert [(b["status"], page(b)[0][2][:4]) for b in new("city")] == [("firing", "数据缺失"), ("resolved", "")]
+            await tick(83, fine)
+            (closed,) = new("city")  # T9 has no team: the tree's fallback, the city bureau
+            assert closed["status"] == "resolved" and page(closed) == [("rice", "resolved", "该生活圈已撤销，告警关闭")]
 
             # recurrence within the reopen window: the same alert, reopened
             await tick(90, {("T1", "rice"): 2.0})
