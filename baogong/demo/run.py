@@ -48,6 +48,7 @@ SHORT = {
     "fever_medicine": "medic",
 }
 BATCH = 500
+DEMO_TEAMS_PORT = 8099
 
 
 class PageLog:
@@ -60,16 +61,22 @@ class PageLog:
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:
                 body = json.loads(self.rfile.read(int(self.headers.get("content-length", 0))))
+                team = self.path.rsplit("/", 1)[-1] if self.path.startswith("/demo/") else ""  # demo_teams.yaml
                 for a in body.get("alerts", []):
                     stamp = datetime.now(SHANGHAI).strftime("%H:%M:%S")
-                    lines.append(f"{stamp} {body['status'].upper():8} {a['annotations'].get('summary', '')}")
+                    notes = a.get("annotations", {})
+                    said = " ".join(x for x in (notes.get("summary", ""), notes.get("notice", "")) if x)
+                    lines.append(f"{stamp} {a.get('status', body['status']).upper():8} {team:>15} {said}")
                 self.send_response(200)
                 self.end_headers()
 
             def log_message(self, *args: object) -> None:
                 pass
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        try:  # the demo teams' channels (schema/demo_teams.yaml) post to 127.0.0.1:8099/demo/<team>
+            self.server = ThreadingHTTPServer(("127.0.0.1", DEMO_TEAMS_PORT), Handler)
+        except OSError:
+            self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}/demo-pages"
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
@@ -83,6 +90,8 @@ def run_demo(base: Settings, duration_s: float | None = None) -> int:
             "eval_interval_s": 2.0,
             "alert_for_s": 10.0,
             "alert_clear_for_s": 10.0,
+            "escalate_after_min": {"critical": 0.5, "high": 0.5},  # unacknowledged: the next team after 30 s
+            "teams_reload_s": 5.0,
         }
     )
     url = settings.database_url.get_secret_value()
