@@ -47,7 +47,7 @@ from alerts import escalate, restock, tasks_store
 from alerts.actions import current_silences_async
 from alerts.group import Message, Notice, Routing, messages
 from alerts.links import ack_url
-from alerts.model import PAGED_STATES, SEVERITY_RANK, Alert, Change, Event, Policy, Step, advance, close_removed
+from alerts.model import PAGED_STATES, Alert, Change, Event, Policy, Step, advance, close_removed
 from alerts.notify.templates import SEVERITY
 from alerts.rules import Rule
 from alerts.rules.shortage import RULE as SHORTAGE_RULE
@@ -379,4 +379,4 @@ def _params(a: Alert) -> dict[str, object]:
     }
 
 
-__all__ = ["SEVERITY_RANK", "Lifecycle", "Wave", "evaluate_once", "note"]
+__all__ = ["Lifecycle", "Wave", "evaluate_once", "note"]

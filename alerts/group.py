@@ -36,7 +36,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from alerts.model import Alert, Event
-from alerts.notify.webhook import ZERO_TIME, alertmanager_payload
+from alerts.notify.webhook import alertmanager_payload
 from alerts.route import route
 from schema.teams import KIND_NAMES, Directory
 
@@ -233,7 +233,6 @@ def _common(maps: Sequence[Mapping[str, str]]) -> dict[str, str]:
 
 __all__ = [
     "DEFAULT_PREFIX",
-    "ZERO_TIME",
     "Message",
     "Notice",
     "Routing",
