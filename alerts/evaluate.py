@@ -302,9 +302,10 @@ def note(reason: str, alert: Alert, detail: Mapping[str, Any], routing: Routing)
     if reason == "data_back":
         return "数据已恢复：以上为最新数据"
     if reason == "escalated":
-        minutes = round(float(detail.get("waited_s", 0)) / 60)
+        waited = float(detail.get("waited_s", 0))
+        spent = f"{round(waited / 60)} 分钟" if waited >= 60 else f"{round(waited)} 秒"
         held = "、".join(routing.name(t) for t in alert.teams if t not in detail.get("teams", ())) or "值班"
-        return f"升级：已告警 {minutes} 分钟，{held}仍未确认"
+        return f"升级：已告警 {spent}，{held}仍未确认"
     if reason == "renotified":
         if detail.get("after") == "silence":
             return "静默已结束，告警仍在持续"

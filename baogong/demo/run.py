@@ -23,6 +23,7 @@ from zoneinfo import ZoneInfo
 import httpx
 
 from baogong import services
+from baogong.demo.responder import DemoResponder
 from baogong.demo.simulator import Scenario, Simulator
 from baogong.settings import Settings
 from schema.db import connect
@@ -143,8 +144,10 @@ def _loop(
     api = f"http://{settings.api_host}:{settings.api_port}"
     with httpx.Client(timeout=30) as client:
         _wait_api(client, api, procs)
-        scenario = Scenario()
+        # Long enough for the page to escalate, the team to acknowledge and the goods to be dispatched.
+        scenario = Scenario(short_until_s=130.0)
         sim = Simulator(build_demo_city(), scenario)
+        team = DemoResponder(settings.database_url.get_secret_value(), scenario)
         started = time.monotonic()
         next_push = 0.0
         pushed = 0
@@ -159,7 +162,8 @@ def _loop(
             if elapsed >= next_push:
                 next_push = elapsed + 5.0
                 pushed += _push(client, api, keys, sim.records(elapsed, datetime.now(SHANGHAI)))
-            _draw(settings, scenario, elapsed, pushed, pages)
+            team.act(elapsed)
+            _draw(settings, scenario, elapsed, pushed, pages, team.lines())
             stop.wait(2.0)
     return 0
 
@@ -191,13 +195,14 @@ def _push(client: httpx.Client, api: str, keys: dict[str, str], by_supplier: dic
     return accepted
 
 
-def _draw(settings: Settings, scenario: Scenario, elapsed: float, pushed: int, pages: PageLog) -> None:
+def _draw(settings: Settings, scenario: Scenario, elapsed: float, pushed: int, pages: PageLog, team: list[str]) -> None:
     with connect(settings.database_url.get_secret_value()) as conn:
         levels = conn.execute(
             "SELECT circle_id, necessity, days_of_supply, status FROM circle_levels_latest ORDER BY 1, 2"
         ).fetchall()
         open_alerts = conn.execute(
-            "SELECT state, circle_id, necessity, severity FROM alerts WHERE state <> 'resolved' ORDER BY id"
+            "SELECT state, rule, circle_id, necessity, severity, escalation_level FROM alerts "
+            "WHERE state <> 'resolved' ORDER BY id"
         ).fetchall()
     table: dict[str, dict[str, tuple[float | None, str]]] = {}
     for r in levels:
@@ -224,10 +229,16 @@ def _draw(settings: Settings, scenario: Scenario, elapsed: float, pushed: int, p
     out.append(
         "open alerts: "
         + (
-            ", ".join(f"{a['circle_id']}/{a['necessity']} {a['state']} ({a['severity']})" for a in open_alerts)
+            ", ".join(
+                f"{a['circle_id'] or a['rule']}/{a['necessity'] or '-'} {a['state']} ({a['severity']}"
+                + (f", escalated {a['escalation_level']}x" if a["escalation_level"] else "")
+                + ")"
+                for a in open_alerts
+            )
             or "none"
         )
     )
-    out.append("pages received by the demo webhook:")
+    out.extend(team)
+    out.append("pages received by the demo teams' channels:")
     out.extend(f"  {line}" for line in pages.lines[-8:]) if pages.lines else out.append("  (none yet)")
     print("\n".join(out), flush=True)
