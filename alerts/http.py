@@ -60,7 +60,7 @@ from starlette.concurrency import run_in_threadpool
 
 from alerts import actions, links
 from alerts.actions import ActionRefused, AlertNotFound, SilenceNotFound
-from alerts.responders import Responder, ResponderAuthError, authenticate
+from alerts.responders import Responder, ResponderAuthError, authenticate, check_may_act
 from alerts.silence import matcher_from_doc, parse_duration
 from baogong.settings import Settings
 from schema.db import Row
@@ -241,6 +241,7 @@ def create_app(settings: Settings, clock: Clock = utc_now) -> FastAPI:
     def act(request: Request, alert_id: int, do: Callable[..., actions.Outcome], *args: Any) -> dict[str, Any]:
         with connection(request) as conn:
             who = authenticate(conn, _key(request))
+            check_may_act(conn, who, alert_id)
             try:
                 outcome = do(conn, alert_id, who.actor, clock(), *args, via="http", who=who.name)
             except ValueError as exc:

@@ -112,3 +112,20 @@ def authenticate(conn: psycopg.Connection[Row], key: str | None) -> Responder:
             403, f"key {prefix}…: {row['team_id']}/{row['member_id']} is no longer a member of the team"
         )
     return Responder(row["team_id"], row["member_id"], row["member_name"], prefix)
+
+
+def check_may_act(conn: psycopg.Connection[Row], who: Responder, alert_id: int) -> None:
+    """Raise ResponderAuthError(403) unless `who`'s team may act on alert `alert_id`.
+
+    A team may act on an alert it was told about (routed or escalated to), on
+    any alert of the circle it answers for (the circle's team, its owner, one
+    of its communities), and, for the bureaus and the operators, on any alert.
+    A missing alert passes: the action itself answers 404.
+    """
+    row = conn.execute(QUERIES["responder_may_act"], {"team_id": who.team_id, "alert_id": alert_id}).fetchone()
+    if row is not None and not row["may_act"]:
+        raise ResponderAuthError(
+            403,
+            f"{who.actor}: alert {alert_id} is not for {row['team_name']}; "
+            "it was neither sent to your team nor is it in your circle",
+        )

@@ -114,3 +114,18 @@ UPDATE responder_keys
 SET revoked_at = %(now)s, revoked_by = %(actor)s
 WHERE prefix = %(prefix)s AND revoked_at IS NULL
 RETURNING prefix, team_id, member_id, revoked_at;
+
+-- Whether a responder's team may act on an alert: it was told (routed or
+-- escalated to), it answers for the alert's circle (its team, owner or one of
+-- its communities), or it oversees every circle (bureaus, operators). No row:
+-- no such alert (the action itself answers 404).
+-- name: responder_may_act
+SELECT t.id = ANY(a.teams)
+       OR t.kind IN ('district_bureau', 'city_bureau', 'market_supervision', 'operators')
+       OR t.circle_id = a.circle_id
+       OR EXISTS (SELECT 1 FROM communities m WHERE m.id = t.community_id AND m.circle_id = a.circle_id)
+       AS may_act,
+       t.name AS team_name
+FROM alerts a
+JOIN teams t ON t.id = %(team_id)s
+WHERE a.id = %(alert_id)s;

@@ -177,6 +177,34 @@ def test_responders_act_over_http_with_their_own_keys(app: App) -> None:
     assert gone.status_code == 403 and "no longer a member" in gone.json()["error"]
 
 
+def test_a_responder_acts_only_on_alerts_for_their_team_or_circle(app: App) -> None:
+    alert_id = firing_alert(app.database_url)
+    with connect(app.database_url) as conn:
+        conn.execute(
+            "INSERT INTO circles (id, name, center_lat, center_lon) VALUES ('T2', 'Other circle', 46.70, 126.90)"
+        )
+        conn.execute(
+            "INSERT INTO teams (id, name, kind, circle_id) VALUES ('T2-team', '别圈保供队', 'circle_team', 'T2'), "
+            "('T2-owner', '别圈圈主', 'circle_owner', 'T2')"
+        )
+        conn.execute("INSERT INTO teams (id, name, kind) VALUES ('city', '市商务局', 'city_bureau')")
+        conn.execute(
+            "INSERT INTO team_members (team_id, member_id, position, name) VALUES ('T2-team', 'cai', 0, '蔡'), "
+            "('T2-owner', 'du', 0, '杜'), ('city', 'fan', 0, '范')"
+        )
+    other, owner, city = (new_key(app.env, m) for m in ("T2-team/cai", "T2-owner/du", "city/fan"))
+
+    refused = app.call("POST", f"/v1/alerts/{alert_id}/ack", key=other)
+    assert refused.status_code == 403 and "not for 别圈保供队" in refused.json()["error"]
+    assert app.call("POST", f"/v1/alerts/{alert_id}/comment", key=other, json={"text": "x"}).status_code == 403
+    assert alert_row(app.database_url, alert_id)["state"] == "firing"
+    with connect(app.database_url) as conn:  # the page escalated to T2's owner (say, a shared owner): now told
+        conn.execute("UPDATE alerts SET teams = '{T1-team,T2-owner}' WHERE id = %s", (alert_id,))
+    assert app.call("POST", f"/v1/alerts/{alert_id}/comment", key=owner, json={"text": "我来协调"}).status_code == 200
+    acked = app.call("POST", f"/v1/alerts/{alert_id}/ack", key=city)  # the city bureau oversees every circle
+    assert acked.status_code == 200 and acked.json()["state"] == "acknowledged"
+
+
 def test_a_signed_link_shows_a_page_and_acts_only_when_posted(app: App) -> None:
     alert_id = firing_alert(app.database_url)
     now = datetime.now(UTC)
