@@ -53,7 +53,14 @@ class Settings(BaseModel):
         description="database connections of one API process: one per request in flight, held until Kafka acks",
     )
     clock_skew_s: float = Field(300.0, description="how far in the future a reported_at may be")
-    retention_days: int = Field(35, description="reports older than this are rejected")
+    retention_days: int = Field(
+        35, ge=1, description="reports older than this are rejected; `baogong maintain` deletes older raw history"
+    )
+    rollup_hourly_days: int = Field(180, ge=1, description="`baogong maintain` keeps hourly rollups this long")
+    rollup_daily_days: int = Field(1095, ge=1, description="`baogong maintain` keeps daily rollups this long")
+    maintain_every_s: float = Field(
+        300.0, ge=0, description="the stream worker's leader runs `baogong maintain` this often (0: never)"
+    )
 
     rate_limit_per_s: float = Field(20_000.0, description="records per second per API key (token bucket)")
     rate_limit_burst: float = Field(200_000.0, description="records an API key may send at once")

@@ -5,6 +5,10 @@
 second time, and a migration edited after it was applied is an error (write
 a new migration instead). Each migration runs in its own transaction under an
 advisory lock, so two processes migrating at once do not collide.
+
+Before applying anything to a new database it checks the server: TimescaleDB installed but not in
+`shared_preload_libraries` would make migration 0003's `CREATE EXTENSION` fail with a misleading error, so
+that is refused first with what to set (`TimescaleNotPreloaded`). Applied migrations are never edited.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from schema.db import SCHEMA_DIR, DatabaseError, connect
+from schema.maintain import engine
 
 MIGRATIONS_DIR = SCHEMA_DIR / "migrations"
 _LOCK_ID = 0x6261_6F67  # "baog"
@@ -33,6 +38,20 @@ class Migration:
 
 class MigrationChanged(DatabaseError):
     """An applied migration's file changed. Restore it and add a new migration."""
+
+
+class TimescaleNotPreloaded(DatabaseError):
+    """TimescaleDB is installed on the server but not preloaded. Set shared_preload_libraries and restart."""
+
+
+#: The migration that creates the TimescaleDB extension where the server has it.
+_TIMESCALEDB_MIGRATION = 3
+_PRELOAD_HINT = (
+    "TimescaleDB is installed on this PostgreSQL server but not preloaded, so it cannot be created in this "
+    "database: add shared_preload_libraries = 'timescaledb' to postgresql.conf (or `ALTER SYSTEM SET "
+    "shared_preload_libraries = 'timescaledb'`), restart PostgreSQL and run `baogong migrate` again. "
+    "To stay on plain PostgreSQL, remove the TimescaleDB package from the server instead."
+)
 
 
 def discover(directory: Path = MIGRATIONS_DIR) -> list[Migration]:
@@ -58,6 +77,11 @@ def migrate(url: str, *, on_apply: Callable[[Migration], None] = lambda m: None)
             done = {
                 r["version"]: r["checksum"] for r in conn.execute("SELECT version, checksum FROM schema_migrations")
             }
+            pending = [m for m in discover() if m.version not in done]
+            if any(m.version == _TIMESCALEDB_MIGRATION for m in pending):
+                found = engine(conn)
+                if found.available and not found.timescaledb and not found.preloaded:
+                    raise TimescaleNotPreloaded(_PRELOAD_HINT)
             for migration in discover():
                 if migration.version in done:
                     if done[migration.version] != migration.checksum:

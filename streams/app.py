@@ -23,7 +23,7 @@ import faust
 from baogong.settings import Settings
 from schema import topics
 from streams import metrics
-from streams.agents import levels, reports
+from streams.agents import levels, maintain, reports
 from streams.state import WorkerState
 
 log = logging.getLogger(__name__)
@@ -121,6 +121,7 @@ def create_app(settings: Settings) -> faust.App:
     reports.register(app, "inventory", topic(topics.INVENTORY), deadletter, state)
     reports.register(app, "price", topic(topics.PRICES), deadletter, state)
     levels.register(app, topic(topics.CIRCLE_LEVELS), state)
+    maintain.register(app, state)  # rollups and retention, on the leader (schema/maintain.py)
     metrics.serve(app)  # /metrics on the Faust web port
 
     @app.on_before_shutdown.connect  # type: ignore[arg-type]  # mode types the signal loosely
