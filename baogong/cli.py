@@ -1,8 +1,7 @@
 """`baogong`: the one command for everything a person runs by hand.
 
     baogong services up|down|status   local Kafka and PostgreSQL (no Docker needed)
-    baogong migrate                   apply schema migrations (idempotent); says which engine it set up
-    baogong maintain [--full]         refresh rollups, delete or compress old history (schema/maintain.py)
+    baogong migrate                   apply schema migrations (idempotent)
     baogong seed demo                 the synthetic demo city, with demo supplier keys
     baogong api                       the supplier HTTP API
     baogong worker                    the Faust stream worker
@@ -22,6 +21,7 @@
     baogong tasks list|show|dispatch|deliver|review   supply tasks of acknowledged shortages
     baogong contract export           write the JSON Schemas in schema/contract/
     baogong demo                      all of the above plus a simulator, live in the terminal
+    baogong report [--date D] [--out DIR]   the daily situation report: printable HTML page with PNG charts
 
 Settings come from BAOGONG_* environment variables (see README); errors say
 what to do next and exit non-zero.
@@ -62,29 +62,7 @@ def _migrate(settings: Settings, args: argparse.Namespace) -> int:
         settings.database_url.get_secret_value(), on_apply=lambda m: print(f"applied {m.version:04d}_{m.name}")
     )
     print(f"database is up to date ({len(applied)} migration(s) applied now)")
-    from schema.db import connect
-    from schema.maintain import engine
-
-    with connect(settings.database_url.get_secret_value()) as conn:
-        print(engine(conn).describe())
     return 0
-
-
-def _maintain(settings: Settings, args: argparse.Namespace) -> int:
-    from datetime import UTC, datetime
-
-    from schema.maintain import maintain
-
-    report = maintain(
-        settings.database_url.get_secret_value(),
-        now=datetime.now(UTC),
-        retention_days=settings.retention_days,
-        hourly_days=settings.rollup_hourly_days,
-        daily_days=settings.rollup_daily_days,
-        full=args.full,
-    )
-    print(report.render())
-    return 0 if report.ok else 1
 
 
 def _seed(settings: Settings, args: argparse.Namespace) -> int:
@@ -229,6 +207,28 @@ def _contract(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def _report(settings: Settings, args: argparse.Namespace) -> int:
+    from datetime import date, datetime
+    from zoneinfo import ZoneInfo
+
+    from baogong.report import write_report
+    from baogong.report.fonts import FontMissing
+
+    try:
+        day = date.fromisoformat(args.date) if args.date else datetime.now(ZoneInfo("Asia/Shanghai")).date()
+    except ValueError:
+        print(f"baogong report: --date {args.date!r} is not a date (YYYY-MM-DD)", file=sys.stderr)
+        return 2
+    out = args.out or settings.state_dir / "reports"
+    try:
+        path = write_report(settings.database_url.get_secret_value(), day, out)
+    except FontMissing as exc:
+        print(f"baogong report: {exc}", file=sys.stderr)
+        return 2
+    print(f"report: {path.resolve()}")
+    return 0
+
+
 def _demo(settings: Settings, args: argparse.Namespace) -> int:
     from baogong.demo.run import run_demo
 
@@ -244,10 +244,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_services)
 
     sub.add_parser("migrate", help="apply schema migrations").set_defaults(func=_migrate)
-    p = sub.add_parser("maintain", help="refresh rollups, delete or compress old history")
-    p.add_argument("--full", action="store_true", help="plain PostgreSQL: recompute every rollup bucket")
-    p.set_defaults(func=_maintain)
-
 
     p = sub.add_parser("seed", help="load reference data")
     p.add_argument("what", choices=["demo"])
@@ -301,6 +297,11 @@ def build_parser() -> argparse.ArgumentParser:
     cli_outlets.register(sub)
     cli_teams.register(sub)
     cli_tasks.register(sub)
+
+    p = sub.add_parser("report", help="the daily situation report (HTML + PNG charts, Chinese)")
+    p.add_argument("--date", help="the Asia/Shanghai day, YYYY-MM-DD (default: today, up to now)")
+    p.add_argument("--out", type=Path, help="directory for the page and its charts (default .baogong/reports)")
+    p.set_defaults(func=_report)
 
     p = sub.add_parser("demo", help="run everything on the demo city, live")
     p.add_argument("--duration", type=float, default=None, help="stop after this many seconds")

@@ -1,7 +1,8 @@
 """`baogong demo`: services, schema, demo city, API, worker, dispatcher, simulator, live table.
 
-Blocks until Ctrl-C (or `duration_s`), then stops every process it started
-and the local services. Child logs go to `<state_dir>/logs/demo-*.log`; the
+Blocks until Ctrl-C (or `duration_s`), writes the day's situation report
+(`baogong report`, into `<state_dir>/reports/`) and prints where, then stops
+every process it started and the local services. Child logs go to `<state_dir>/logs/demo-*.log`; the
 terminal shows a live status table and every page the demo's own webhook
 receiver gets, so a person sees a shortage fire and resolve.
 """
@@ -121,6 +122,7 @@ def run_demo(base: Settings, duration_s: float | None = None) -> int:
         print("\nstopping…")
         return 0
     finally:
+        _write_report(settings)
         for p in procs:
             p.terminate()
         for p in procs:
@@ -131,6 +133,20 @@ def run_demo(base: Settings, duration_s: float | None = None) -> int:
         pages.server.shutdown()
         services.down(settings)
         print("demo stopped; services down.")
+
+
+def _write_report(settings: Settings) -> None:
+    """The day's situation report, while the database is still up; says where it is (never fails the demo)."""
+    from baogong.report import write_report
+
+    try:
+        day = datetime.now(SHANGHAI).date()
+        path = write_report(settings.database_url.get_secret_value(), day, settings.state_dir / "reports")
+        print(f"daily situation report (open in a browser, prints on A4): {path.resolve()}")
+    except KeyboardInterrupt:
+        print("daily situation report skipped (interrupted)")
+    except Exception as exc:
+        print(f"daily situation report not written: {exc}")
 
 
 def _loop(

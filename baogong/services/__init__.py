@@ -1,8 +1,10 @@
 """Bring the local services up and down: the Kafka broker and PostgreSQL that Baogong needs.
 
 `up` also makes sure the Alertmanager binary the tests start is installed (`alertmanager.ensure_installed`:
-Debian's prometheus-alertmanager, as root); it runs no Alertmanager itself, and a machine where it cannot be
-installed still gets Kafka and PostgreSQL (a progress line says what to install).
+Debian's prometheus-alertmanager, as root) and that a Chinese font for the daily report's charts is
+(`baogong.report.fonts.ensure_installed`: Debian's fonts-wqy-microhei, as root); it runs no Alertmanager
+itself, and a machine where they cannot be installed still gets Kafka and PostgreSQL (a progress line says
+what to install).
 
     from baogong import services
     services.up(settings)        # start what is missing, block until both answer
@@ -61,6 +63,12 @@ def up(settings: Settings, *, progress: Callable[[str], None] = print) -> None:
             alertmanager.ensure_installed(progress=progress)
         except ServiceError as exc:
             progress(f"alertmanager: {exc}")
+        from baogong.report import fonts  # the daily report's Chinese charts (Debian's fonts-wqy-microhei)
+
+        try:
+            fonts.ensure_installed(progress=progress)
+        except fonts.FontMissing as exc:
+            progress(f"fonts: {exc}")
 
 
 def down(settings: Settings, *, progress: Callable[[str], None] = print) -> None:
