@@ -1,7 +1,8 @@
 """`baogong`: the one command for everything a person runs by hand.
 
     baogong services up|down|status   local Kafka and PostgreSQL (no Docker needed)
-    baogong migrate                   apply schema migrations (idempotent)
+    baogong migrate                   apply schema migrations (idempotent); says which engine it set up
+    baogong maintain [--full]         refresh rollups, delete or compress old history (schema/maintain.py)
     baogong seed demo                 the synthetic demo city, with demo supplier keys
     baogong api                       the supplier HTTP API
     baogong worker                    the Faust stream worker
@@ -62,7 +63,29 @@ def _migrate(settings: Settings, args: argparse.Namespace) -> int:
         settings.database_url.get_secret_value(), on_apply=lambda m: print(f"applied {m.version:04d}_{m.name}")
     )
     print(f"database is up to date ({len(applied)} migration(s) applied now)")
+    from schema.db import connect
+    from schema.maintain import engine
+
+    with connect(settings.database_url.get_secret_value()) as conn:
+        print(engine(conn).describe())
     return 0
+
+
+def _maintain(settings: Settings, args: argparse.Namespace) -> int:
+    from datetime import UTC, datetime
+
+    from schema.maintain import maintain
+
+    report = maintain(
+        settings.database_url.get_secret_value(),
+        now=datetime.now(UTC),
+        retention_days=settings.retention_days,
+        hourly_days=settings.rollup_hourly_days,
+        daily_days=settings.rollup_daily_days,
+        full=args.full,
+    )
+    print(report.render())
+    return 0 if report.ok else 1
 
 
 def _seed(settings: Settings, args: argparse.Namespace) -> int:
@@ -244,6 +267,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_services)
 
     sub.add_parser("migrate", help="apply schema migrations").set_defaults(func=_migrate)
+    p = sub.add_parser("maintain", help="refresh rollups, delete or compress old history")
+    p.add_argument("--full", action="store_true", help="plain PostgreSQL: recompute every rollup bucket")
+    p.set_defaults(func=_maintain)
+
 
     p = sub.add_parser("seed", help="load reference data")
     p.add_argument("what", choices=["demo"])
