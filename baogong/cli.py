@@ -271,7 +271,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--full", action="store_true", help="plain PostgreSQL: recompute every rollup bucket")
     p.set_defaults(func=_maintain)
 
-
     p = sub.add_parser("seed", help="load reference data")
     p.add_argument("what", choices=["demo"])
     p.add_argument("--seed", type=int, default=2024)
