@@ -16,23 +16,23 @@ SELECT code AS necessity, name_zh, unit, watch_days, shortage_days, critical_day
 FROM necessities
 ORDER BY code;
 
--- Hours come from the rollup circle_levels_hourly (migration 0016) as far as it has been refreshed, and from
--- circle_levels for the hours after its newest bucket (the hour still open, or all of them before the first
--- `baogong maintain`), so a report for today is complete without waiting for a refresh. Both cut hours the
--- same way (whole hours, which are whole hours in Asia/Shanghai too).
+-- Hours come from the rollup circle_levels_hourly (migration 0016) before its newest bucket, and from
+-- circle_levels from that bucket on (the newest rolled-up hour may have been refreshed while still open, and
+-- before the first `baogong maintain` the rollup is empty), so a report for today is complete without
+-- waiting for a refresh. Both cut hours on the UTC hour (whole hours in Asia/Shanghai too).
 
 -- Per circle and necessity, for the day and the day before: the worst status (CRITICAL > SHORTAGE >
 -- STALE > WATCH > OK, the rollups' order), the lowest days of supply, how many levels.
 -- name: report_status_days
 WITH rolled AS (
-    SELECT coalesce(max(bucket) + interval '1 hour', %(prev_start)s) AS upto
+    SELECT coalesce(max(bucket), %(prev_start)s) AS upto
     FROM circle_levels_hourly WHERE bucket >= %(prev_start)s AND bucket < %(end)s
 ), hours AS (
     SELECT h.bucket, h.circle_id, h.necessity, h.status_worst, h.days_min, h.samples
     FROM circle_levels_hourly h, rolled
     WHERE h.bucket >= %(prev_start)s AND h.bucket < least(rolled.upto, %(end)s)
     UNION ALL
-    SELECT date_trunc('hour', l.computed_at), l.circle_id, l.necessity,
+    SELECT date_trunc('hour', l.computed_at, 'UTC'), l.circle_id, l.necessity,
            (array_agg(l.status ORDER BY CASE l.status WHEN 'CRITICAL' THEN 0 WHEN 'SHORTAGE' THEN 1
                                       WHEN 'STALE' THEN 2 WHEN 'WATCH' THEN 3 ELSE 4 END))[1],
            min(l.days_of_supply), count(*)::int
@@ -52,14 +52,14 @@ ORDER BY circle_id, necessity;
 -- Days of supply per hour of the day (mean and lowest), per circle and necessity.
 -- name: report_days_hourly
 WITH rolled AS (
-    SELECT coalesce(max(bucket) + interval '1 hour', %(start)s) AS upto
+    SELECT coalesce(max(bucket), %(start)s) AS upto
     FROM circle_levels_hourly WHERE bucket >= %(start)s AND bucket < %(end)s
 )
 SELECT h.bucket, h.circle_id, h.necessity, h.days_avg, h.days_min
 FROM circle_levels_hourly h, rolled
 WHERE h.bucket >= %(start)s AND h.bucket < least(rolled.upto, %(end)s)
 UNION ALL
-SELECT date_trunc('hour', l.computed_at), l.circle_id, l.necessity, avg(l.days_of_supply), min(l.days_of_supply)
+SELECT date_trunc('hour', l.computed_at, 'UTC'), l.circle_id, l.necessity, avg(l.days_of_supply), min(l.days_of_supply)
 FROM circle_levels l, rolled
 WHERE l.computed_at >= greatest(rolled.upto, %(start)s) AND l.computed_at < %(end)s
 GROUP BY 1, 2, 3
@@ -103,18 +103,18 @@ WHERE a.starts_at IS NOT NULL AND a.starts_at < %(end)s
 ORDER BY coalesce(a.reopened_at, a.starts_at), a.id;
 
 -- Per supplier over the day: records accepted, rejected, duplicates, dead-lettered, and how many hours of the
--- day saw a record accepted (feed_health_hourly as far as it is refreshed, feed_health after it); when it last
+-- day saw a record accepted (feed_health_hourly before its newest bucket, feed_health from it on); when it last
 -- had a record accepted (up to the day's end, looking back a week; by the minute, from feed_health's key).
 -- name: report_feed
 WITH rolled AS (
-    SELECT coalesce(max(bucket) + interval '1 hour', %(start)s) AS upto
+    SELECT coalesce(max(bucket), %(start)s) AS upto
     FROM feed_health_hourly WHERE bucket >= %(start)s AND bucket < %(end)s
 ), hours AS (
     SELECT h.supplier_id, h.bucket, h.accepted, h.rejected, h.duplicates, h.dead_lettered
     FROM feed_health_hourly h, rolled
     WHERE h.bucket >= %(start)s AND h.bucket < least(rolled.upto, %(end)s)
     UNION ALL
-    SELECT f.supplier_id, date_trunc('hour', f.minute), sum(f.accepted), sum(f.rejected), sum(f.duplicates),
+    SELECT f.supplier_id, date_trunc('hour', f.minute, 'UTC'), sum(f.accepted), sum(f.rejected), sum(f.duplicates),
            sum(f.dead_lettered)
     FROM feed_health f, rolled
     WHERE f.minute >= greatest(rolled.upto, %(start)s) AND f.minute < %(end)s

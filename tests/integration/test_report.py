@@ -34,6 +34,7 @@ from matplotlib import image as mpimg
 
 from baogong.report import write_report
 from schema.db import connect
+from schema.maintain import maintain
 
 SH = ZoneInfo("Asia/Shanghai")
 D = date(2024, 6, 3)
@@ -212,6 +213,16 @@ def test_report_day(database_url: str, tmp_path: Path) -> None:
     assert sorted(pngs) == [f"report-2024-06-03-{k}.png" for k in ("feed", "handling", "status", "trend")]
     for name in pngs:
         check_png(tmp_path / name)
+
+    # After `baogong maintain` the hours come from the rollups (all but the newest hour): the same page.
+    done = maintain(database_url, now=at(9, 0, 2), retention_days=35, hourly_days=180, daily_days=1095)
+    assert done.ok
+    with connect(database_url) as conn:
+        rolled = conn.execute("SELECT count(*) AS n FROM circle_levels_hourly").fetchone()
+        fed = conn.execute("SELECT count(*) AS n FROM feed_health_hourly").fetchone()
+    assert rolled is not None and rolled["n"] == 2 * 2 * 48 and fed is not None and fed["n"] > 0
+    again = write_report(database_url, D, tmp_path / "rolled", now=at(9, 0, 2), progress=lambda _: None)
+    assert again.read_text(encoding="utf-8") == text
 
 
 def test_report_cli(database_url: str, tmp_path: Path) -> None:
