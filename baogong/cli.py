@@ -21,6 +21,7 @@
     baogong teams import|list|oncall|route   responder teams, who is on call, where a page goes
     baogong tasks list|show|dispatch|deliver|review   supply tasks of acknowledged shortages
     baogong contract export           write the JSON Schemas in schema/contract/
+    baogong grafana build|sync        dashboards as code; push them to a Grafana (baogong/grafana/cli.py)
     baogong demo                      all of the above plus a simulator, live in the terminal
     baogong report [--date D] [--out DIR]   the daily situation report: printable HTML page with PNG charts
 
@@ -39,6 +40,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from alerts import cli_alerts, cli_tasks, cli_teams
+from baogong.grafana import cli as grafana_cli
 from baogong.settings import Settings
 from ingest import cli_keys, cli_outlets
 
@@ -323,6 +325,7 @@ def build_parser() -> argparse.ArgumentParser:
     cli_outlets.register(sub)
     cli_teams.register(sub)
     cli_tasks.register(sub)
+    grafana_cli.register(sub)
 
     p = sub.add_parser("report", help="the daily situation report (HTML + PNG charts, Chinese)")
     p.add_argument("--date", help="the Asia/Shanghai day, YYYY-MM-DD (default: today, up to now)")
