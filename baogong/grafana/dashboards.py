@@ -112,10 +112,13 @@ class Dashboard:
 # ---------------------------------------------------------------- template variables
 
 DISTRICT = VariableDef("district", "城区", "SELECT DISTINCT district FROM circles ORDER BY 1")
+#: The circle detail shows one circle (all of them over 30 days would be 240 series of 720 points a panel).
 CIRCLE = VariableDef(
     "circle",
     "生活圈",
     "SELECT id AS __value, name AS __text FROM circles WHERE district IN ($district) ORDER BY id",
+    multi=False,
+    include_all=False,
 )
 NECESSITY = VariableDef("necessity", "品类", "SELECT code AS __value, name_zh AS __text FROM necessities ORDER BY code")
 ONE_NECESSITY = VariableDef(
@@ -266,12 +269,12 @@ CIRCLE_DETAIL = Dashboard(
             f"""SELECT h.bucket AS "time", c.name || ' 平均' AS metric, h.days_avg AS value
 FROM circle_levels_hourly h
 JOIN circles c ON c.id = h.circle_id
-WHERE $__timeFilter(h.bucket) AND h.circle_id IN ($circle) AND h.necessity IN ($necessity)
+WHERE $__timeFilter(h.bucket) AND h.circle_id = '$circle' AND h.necessity IN ($necessity)
 UNION ALL
 SELECT h.bucket, c.name || ' 最低', h.days_min
 FROM circle_levels_hourly h
 JOIN circles c ON c.id = h.circle_id
-WHERE $__timeFilter(h.bucket) AND h.circle_id IN ($circle) AND h.necessity IN ($necessity)
+WHERE $__timeFilter(h.bucket) AND h.circle_id = '$circle' AND h.necessity IN ($necessity)
 UNION ALL
 {thresholds_sql("n.code IN ($necessity)")}
 ORDER BY 1""",
@@ -289,13 +292,13 @@ ORDER BY 1""",
 FROM circle_levels_hourly h
 JOIN circles c ON c.id = h.circle_id
 JOIN necessities n ON n.code = h.necessity
-WHERE $__timeFilter(h.bucket) AND h.circle_id IN ($circle) AND h.necessity IN ($necessity)
+WHERE $__timeFilter(h.bucket) AND h.circle_id = '$circle' AND h.necessity IN ($necessity)
 UNION ALL
 SELECT h.bucket, c.name || ' ' || n.name_zh || ' 未确认', h.stock_unconfirmed_avg
 FROM circle_levels_hourly h
 JOIN circles c ON c.id = h.circle_id
 JOIN necessities n ON n.code = h.necessity
-WHERE $__timeFilter(h.bucket) AND h.circle_id IN ($circle) AND h.necessity IN ($necessity)
+WHERE $__timeFilter(h.bucket) AND h.circle_id = '$circle' AND h.necessity IN ($necessity)
 ORDER BY 1""",
             ("time", "metric", "value"),
             fmt="time_series",
@@ -308,13 +311,13 @@ ORDER BY 1""",
 FROM circle_levels_hourly h
 JOIN circles c ON c.id = h.circle_id
 JOIN necessities n ON n.code = h.necessity
-WHERE $__timeFilter(h.bucket) AND h.circle_id IN ($circle) AND h.necessity IN ($necessity)
+WHERE $__timeFilter(h.bucket) AND h.circle_id = '$circle' AND h.necessity IN ($necessity)
 UNION ALL
 SELECT h.bucket, c.name || ' ' || n.name_zh || ' 库存覆盖', h.coverage_stock_min
 FROM circle_levels_hourly h
 JOIN circles c ON c.id = h.circle_id
 JOIN necessities n ON n.code = h.necessity
-WHERE $__timeFilter(h.bucket) AND h.circle_id IN ($circle) AND h.necessity IN ($necessity)
+WHERE $__timeFilter(h.bucket) AND h.circle_id = '$circle' AND h.necessity IN ($necessity)
 ORDER BY 1""",
             ("time", "metric", "value"),
             fmt="time_series",
@@ -331,7 +334,7 @@ ORDER BY 1""",
 FROM circle_levels_latest l
 JOIN circles c ON c.id = l.circle_id
 JOIN necessities n ON n.code = l.necessity
-WHERE l.circle_id IN ($circle) AND l.necessity IN ($necessity)
+WHERE l.circle_id = '$circle' AND l.necessity IN ($necessity)
 ORDER BY {rank("l.status")} DESC, l.days_of_supply NULLS FIRST""",
             (
                 "生活圈",
@@ -359,7 +362,7 @@ JOIN suppliers s ON s.id = o.supplier_id
 JOIN business_types bt ON bt.code = o.business_type
 LEFT JOIN outlet_stock st ON st.outlet_id = o.id
 LEFT JOIN necessities n ON n.code = st.necessity
-WHERE oc.circle_id IN ($circle)
+WHERE oc.circle_id = '$circle'
   AND EXISTS (SELECT 1 FROM business_type_necessities btn WHERE btn.business_type = o.business_type)
 GROUP BY c.name, o.id, o.name, s.name, bt.name_zh
 HAVING NOT coalesce(bool_or(st.reported_at >= now() - make_interval(mins => n.freshness_minutes)), false)
