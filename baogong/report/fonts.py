@@ -19,11 +19,12 @@ Contracts:
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
 from collections.abc import Callable, Iterable
 from pathlib import Path
+
+from baogong.services import debian
 
 __all__ = ["PACKAGE", "SAMPLE", "FontMissing", "ensure_installed", "find", "has_glyphs", "use"]
 
@@ -89,20 +90,13 @@ def ensure_installed(*, progress: Callable[[str], None] = print) -> Path:
     found = find()
     if found is not None:
         return found
-    if os.geteuid() != 0 or not Path("/etc/debian_version").exists() or shutil.which("apt-get") is None:
-        raise FontMissing(f"no Chinese font for the report's charts: {INSTALL_HINT}")
-    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    install = ["apt-get", "install", "-y", "--no-install-recommends", PACKAGE]
-    progress(f"fonts: installing Debian's {PACKAGE} for the report's Chinese charts (apt-get install)")
-    done = subprocess.run(install, env=env, capture_output=True, text=True, timeout=600)
-    if done.returncode != 0:
-        progress("fonts: package not in the local lists; apt-get update")
-        subprocess.run(["apt-get", "update"], env=env, capture_output=True, text=True, timeout=600)
-        done = subprocess.run(install, env=env, capture_output=True, text=True, timeout=600)
+    try:
+        debian.install(PACKAGE, label="fonts", progress=progress)
+    except debian.CannotInstall as exc:
+        raise FontMissing(f"no Chinese font for the report's charts, and {exc}: {INSTALL_HINT}") from exc
     found = find()
-    if done.returncode != 0 or found is None:
-        tail = "\n".join((done.stderr or done.stdout).strip().splitlines()[-5:])
-        raise FontMissing(f"could not install {PACKAGE} with apt-get:\n{tail}\n{INSTALL_HINT}")
+    if found is None:
+        raise FontMissing(f"{PACKAGE} was installed but matplotlib finds no font with Chinese glyphs: {INSTALL_HINT}")
     progress(f"fonts: installed {found}")
     return found
 

@@ -34,7 +34,7 @@ from pathlib import Path
 
 import httpx
 
-from baogong.services import procs
+from baogong.services import debian, procs
 from baogong.services.procs import ServiceError
 
 __all__ = ["PACKAGE", "RunningAlertmanager", "ensure_installed", "find", "start", "status"]
@@ -61,20 +61,13 @@ def ensure_installed(*, progress: Callable[[str], None] = print) -> Path:
     found = find()
     if found is not None:
         return found
-    if os.geteuid() != 0 or not Path("/etc/debian_version").exists() or shutil.which("apt-get") is None:
-        raise ServiceError(f"Alertmanager is not installed: {INSTALL_HINT}")
-    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    install = ["apt-get", "install", "-y", "--no-install-recommends", PACKAGE]
-    progress(f"alertmanager: installing Debian's {PACKAGE} (apt-get install)")
-    done = subprocess.run(install, env=env, capture_output=True, text=True, timeout=600)
-    if done.returncode != 0:
-        progress("alertmanager: package not in the local lists; apt-get update")
-        subprocess.run(["apt-get", "update"], env=env, capture_output=True, text=True, timeout=600)
-        done = subprocess.run(install, env=env, capture_output=True, text=True, timeout=600)
+    try:
+        debian.install(PACKAGE, label="alertmanager", progress=progress)
+    except debian.CannotInstall as exc:
+        raise ServiceError(f"Alertmanager is not installed, and {exc}: {INSTALL_HINT}") from exc
     found = find()
-    if done.returncode != 0 or found is None:
-        tail = "\n".join((done.stderr or done.stdout).strip().splitlines()[-5:])
-        raise ServiceError(f"could not install {PACKAGE} with apt-get:\n{tail}\n{INSTALL_HINT}")
+    if found is None:
+        raise ServiceError(f"{PACKAGE} was installed but no alertmanager binary is on PATH: {INSTALL_HINT}")
     progress(f"alertmanager: installed {found}")
     return found
 
