@@ -266,14 +266,10 @@ CIRCLE_DETAIL = Dashboard(
         Panel(
             "可供天数 · $necessity",
             "timeseries",
-            f"""SELECT h.bucket AS "time", c.name || ' 平均' AS metric, h.days_avg AS value
+            f"""SELECT h.bucket AS "time", c.name || ' ' || v.label AS metric, v.value
 FROM circle_levels_hourly h
 JOIN circles c ON c.id = h.circle_id
-WHERE $__timeFilter(h.bucket) AND h.circle_id = '$circle' AND h.necessity IN ($necessity)
-UNION ALL
-SELECT h.bucket, c.name || ' 最低', h.days_min
-FROM circle_levels_hourly h
-JOIN circles c ON c.id = h.circle_id
+CROSS JOIN LATERAL (VALUES ('平均', h.days_avg), ('最低', h.days_min)) AS v(label, value)
 WHERE $__timeFilter(h.bucket) AND h.circle_id = '$circle' AND h.necessity IN ($necessity)
 UNION ALL
 {thresholds_sql("n.code IN ($necessity)")}
@@ -288,16 +284,11 @@ ORDER BY 1""",
         Panel(
             "已确认与未确认库存",
             "timeseries",
-            """SELECT h.bucket AS "time", c.name || ' ' || n.name_zh || ' 已确认' AS metric, h.stock_avg AS value
+            """SELECT h.bucket AS "time", c.name || ' ' || n.name_zh || ' ' || v.label AS metric, v.value
 FROM circle_levels_hourly h
 JOIN circles c ON c.id = h.circle_id
 JOIN necessities n ON n.code = h.necessity
-WHERE $__timeFilter(h.bucket) AND h.circle_id = '$circle' AND h.necessity IN ($necessity)
-UNION ALL
-SELECT h.bucket, c.name || ' ' || n.name_zh || ' 未确认', h.stock_unconfirmed_avg
-FROM circle_levels_hourly h
-JOIN circles c ON c.id = h.circle_id
-JOIN necessities n ON n.code = h.necessity
+CROSS JOIN LATERAL (VALUES ('已确认', h.stock_avg), ('未确认', h.stock_unconfirmed_avg)) AS v(label, value)
 WHERE $__timeFilter(h.bucket) AND h.circle_id = '$circle' AND h.necessity IN ($necessity)
 ORDER BY 1""",
             ("time", "metric", "value"),
@@ -307,16 +298,11 @@ ORDER BY 1""",
         Panel(
             "覆盖率（门店 / 库存）",
             "timeseries",
-            """SELECT h.bucket AS "time", c.name || ' ' || n.name_zh || ' 门店覆盖' AS metric, h.coverage_min AS value
+            """SELECT h.bucket AS "time", c.name || ' ' || n.name_zh || ' ' || v.label AS metric, v.value
 FROM circle_levels_hourly h
 JOIN circles c ON c.id = h.circle_id
 JOIN necessities n ON n.code = h.necessity
-WHERE $__timeFilter(h.bucket) AND h.circle_id = '$circle' AND h.necessity IN ($necessity)
-UNION ALL
-SELECT h.bucket, c.name || ' ' || n.name_zh || ' 库存覆盖', h.coverage_stock_min
-FROM circle_levels_hourly h
-JOIN circles c ON c.id = h.circle_id
-JOIN necessities n ON n.code = h.necessity
+CROSS JOIN LATERAL (VALUES ('门店覆盖', h.coverage_min), ('库存覆盖', h.coverage_stock_min)) AS v(label, value)
 WHERE $__timeFilter(h.bucket) AND h.circle_id = '$circle' AND h.necessity IN ($necessity)
 ORDER BY 1""",
             ("time", "metric", "value"),
