@@ -63,8 +63,13 @@ def discover(directory: Path = MIGRATIONS_DIR) -> list[Migration]:
     return found
 
 
-def migrate(url: str, *, on_apply: Callable[[Migration], None] = lambda m: None) -> list[Migration]:
-    """Apply pending migrations; return those applied now. Raises MigrationChanged on drift."""
+def migrate(
+    url: str, *, on_apply: Callable[[Migration], None] = lambda m: None, target: int | None = None
+) -> list[Migration]:
+    """Apply pending migrations (up to version `target` when given); return those applied now.
+
+    Raises MigrationChanged on drift.
+    """
     applied_now = []
     with connect(url, autocommit=True) as conn:
         conn.execute("SELECT pg_advisory_lock(%s)", (_LOCK_ID,))
@@ -77,12 +82,13 @@ def migrate(url: str, *, on_apply: Callable[[Migration], None] = lambda m: None)
             done = {
                 r["version"]: r["checksum"] for r in conn.execute("SELECT version, checksum FROM schema_migrations")
             }
-            pending = [m for m in discover() if m.version not in done]
+            wanted = [m for m in discover() if target is None or m.version <= target]
+            pending = [m for m in wanted if m.version not in done]
             if any(m.version == _TIMESCALEDB_MIGRATION for m in pending):
                 found = engine(conn)
                 if found.available and not found.timescaledb and not found.preloaded:
                     raise TimescaleNotPreloaded(_PRELOAD_HINT)
-            for migration in discover():
+            for migration in wanted:
                 if migration.version in done:
                     if done[migration.version] != migration.checksum:
                         raise MigrationChanged(
