@@ -4,6 +4,7 @@
     baogong migrate                   apply schema migrations (idempotent); says which engine it set up
     baogong maintain [--full]         refresh rollups, delete or compress old history (schema/maintain.py)
     baogong seed demo                 the synthetic demo city, with demo supplier keys
+    baogong seed city --outlets N --circles M [--replace]   a synthetic city of any size (schema/city_gen.py)
     baogong api                       the supplier HTTP API
     baogong worker                    the Faust stream worker
     baogong alerts run                the alert dispatcher (rules, lifecycle, notifiers)
@@ -93,11 +94,41 @@ def _maintain(settings: Settings, args: argparse.Namespace) -> int:
 def _seed(settings: Settings, args: argparse.Namespace) -> int:
     from schema.seed import seed_demo
 
+    if args.what == "city":
+        return _seed_city(settings, args)
+
     result = seed_demo(settings.database_url.get_secret_value(), seed=args.seed)
     print("SYNTHETIC demo city sized from Suihua's Beilin pilot figures (not real outlets).")
     for table, count in result.counts.items():
         print(f"  {table:18} {count:>6}")
     print("Demo supplier keys (for the demo city only):")
+    for supplier_id, name, key in result.keys:
+        print(f"  {supplier_id:24} {key}  {name}")
+    return 0
+
+
+def _seed_city(settings: Settings, args: argparse.Namespace) -> int:
+    from schema.city_seed import seed_city
+
+    if args.outlets is None or args.circles is None:
+        print("baogong: seed city needs --outlets N and --circles M (e.g. 75000 and 120)", file=sys.stderr)
+        return 2
+    try:
+        result = seed_city(
+            settings.database_url.get_secret_value(),
+            outlets=args.outlets,
+            circles=args.circles,
+            seed=args.seed,
+            population=args.population,
+            replace=args.replace,
+        )
+    except ValueError as exc:
+        print(f"baogong: {exc}", file=sys.stderr)
+        return 2
+    print("SYNTHETIC city (not real outlets).")
+    for table, count in result.counts.items():
+        print(f"  {table:18} {count:>9,}")
+    print(f"Demo supplier keys ({len(result.keys)}; the same for the same --seed):")
     for supplier_id, name, key in result.keys:
         print(f"  {supplier_id:24} {key}  {name}")
     return 0
@@ -273,9 +304,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--full", action="store_true", help="plain PostgreSQL: recompute every rollup bucket")
     p.set_defaults(func=_maintain)
 
-    p = sub.add_parser("seed", help="load reference data")
-    p.add_argument("what", choices=["demo"])
+    p = sub.add_parser("seed", help="load reference data: the demo city, or a generated city of any size")
+    p.add_argument("what", choices=["demo", "city"])
     p.add_argument("--seed", type=int, default=2024)
+    p.add_argument("--outlets", type=int, help="city: outlets (Suihua-size 75000, a province 300000)")
+    p.add_argument("--circles", type=int, help="city: living circles (Suihua-size 120, a province 500)")
+    p.add_argument("--population", type=int, help="city: residents (default: the demo city's 47 per outlet)")
+    p.add_argument("--replace", action="store_true", help="city: delete the database's city and its history first")
     p.set_defaults(func=_seed)
 
     sub.add_parser("api", help="run the supplier HTTP API").set_defaults(func=_api)
