@@ -7,10 +7,17 @@ On plain PostgreSQL (the rollups of migration 0016 are tables) one run:
    one row per bucket; unchanged buckets are not rewritten, so a second run changes nothing. Days of circle
    levels are rolled up from their hours. `full=True` recomputes everything still in the raw tables (after
    an outage longer than the look-back, or a repair);
-2. deletes raw rows older than `retention_days` (circle_levels, outlet_reports, prices, feed_health) and
-   rollup rows older than `hourly_days` / `daily_days`.
+2. keeps the partitions of the raw time series (circle_levels, outlet_reports, prices, feed_health; range
+   partitioned by migration 0018) with `schema.partitions.upkeep`: creates the partitions from now to
+   `partitions.AHEAD` (7 days) ahead and those the default partition holds rows for inside the retention
+   window (moving those rows in), drops whole partitions that ended `retention_days` ago or earlier, and
+   deletes older rows left in each default partition. Rows stay up to one partition (a day for levels and
+   reports, 7 days for prices and feed health) past `retention_days`. A raw table that is not partitioned
+   has its old rows deleted instead;
+3. deletes rollup rows older than `hourly_days` / `daily_days` (the rollups are small tables).
 
-Each refresh and each delete is its own transaction: a failure leaves the earlier steps done and is raised.
+Each refresh, partition change and delete is its own transaction: a failure leaves the earlier steps done
+and is raised.
 
 On TimescaleDB (the rollups are continuous aggregates) it runs every refresh, compression and retention
 policy job with `CALL run_job(id)` — the background scheduler's own runs report failures on PostgreSQL 15.20
@@ -28,6 +35,7 @@ from datetime import datetime, timedelta
 
 import psycopg
 
+from schema import partitions
 from schema.db import SCHEMA_DIR, DatabaseError, Row, connect, load_queries
 
 QUERIES = load_queries(SCHEMA_DIR / "rollups.sql")
@@ -40,7 +48,7 @@ _REFRESHES = (
     ("prices", "prices_changed_to", ("refresh_prices_daily",)),
     ("feed_health", "feed_health_changed_to", ("refresh_feed_health_hourly",)),
 )
-#: (table, purge query, which retention applies).
+#: (table, purge query, which retention applies). Raw tables are purged so only where they are not partitioned.
 _PURGES = (
     ("circle_levels", "purge_circle_levels", "raw"),
     ("outlet_reports", "purge_outlet_reports", "raw"),
@@ -150,8 +158,12 @@ def maintain(
         report = Report("plain PostgreSQL")
         for name, changed_to, refreshes in _REFRESHES:
             report.steps.extend(_refresh(conn, name, changed_to, refreshes, full))
+        changes, unpartitioned = partitions.upkeep(conn, now=now, retention=timedelta(days=retention_days))
+        report.steps.extend(Step(c.what, c.rows, c.seconds) for c in changes)
         keep = {"raw": retention_days, "hourly": hourly_days, "daily": daily_days}
         for table, query, kind in _PURGES:
+            if kind == "raw" and table not in unpartitioned:
+                continue
             before = now - timedelta(days=keep[kind])
             started = time.perf_counter()
             with conn.transaction():

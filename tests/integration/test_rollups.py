@@ -108,7 +108,11 @@ def rows(url: str, table: str, order: str = "2, 3, 1") -> list[dict[str, Any]]:
 
 
 def refreshed(report: Report) -> dict[str, int]:
-    return {s.what.split(" since")[0]: s.rows or 0 for s in report.steps if not s.what.startswith("delete")}
+    return {
+        s.what.split(" since")[0]: s.rows or 0
+        for s in report.steps
+        if not s.what.startswith(("delete", "create partition", "drop partition"))
+    }
 
 
 def test_rollups_hold_the_numbers_worked_out_by_hand(history: str) -> None:
@@ -199,14 +203,18 @@ def test_retention_deletes_old_raw_rows_and_keeps_rollups(history: str) -> None:
             )
     rollups = {t: rows(history, t) for t in ("circle_levels_hourly", "circle_levels_daily", "prices_daily")}
 
-    # Raw history 3 days (before Mar 1 16:00 UTC goes), hourly rollups 3 days too, daily ones kept.
+    # Raw history 3 days (cutoff Mar 1 16:00 UTC), hourly rollups 3 days too, daily ones kept. Raw tables are
+    # partitioned (0018): the first run gave the levels one partition per day, prices and feed health one for
+    # the week from Feb 26; only partitions ending by the cutoff go whole, and old rows left in a default
+    # partition (the Feb 29 report, inserted after that run) are deleted (tests/integration/test_partitions.py).
     report = maintain(history, now=NOW, retention_days=3, hourly_days=3, daily_days=1000)
-    deleted = {s.what.split(" before")[0]: s.rows for s in report.steps if s.what.startswith("delete")}
+    deleted = {s.what.split(" before")[0]: s.rows for s in report.steps if s.what.startswith(("delete", "drop"))}
     assert deleted == {
-        "delete circle_levels": 4,
+        "drop partition circle_levels_p20240229": 3,
+        "delete circle_levels": 0,
         "delete outlet_reports": 1,
-        "delete prices": 4,
-        "delete feed_health": 4,
+        "delete prices": 0,
+        "delete feed_health": 0,
         "delete circle_levels_hourly": 3,
         "delete feed_health_hourly": 2,
         "delete circle_levels_daily": 0,
@@ -214,7 +222,9 @@ def test_retention_deletes_old_raw_rows_and_keeps_rollups(history: str) -> None:
     }
     with connect(history) as conn:
         left = conn.execute("SELECT computed_at FROM circle_levels ORDER BY 1").fetchall()
-    assert [r["computed_at"] for r in left] == [LEVELS[4][0], LEVELS[5][0]]
+        reports = conn.execute("SELECT reported_at FROM outlet_reports").fetchall()
+    assert [r["computed_at"] for r in left] == [LEVELS[3][0], LEVELS[4][0], LEVELS[5][0]]  # Mar 1's partition stays
+    assert [r["reported_at"] for r in reports] == [datetime(2024, 3, 3, 12, tzinfo=UTC)]
     assert rows(history, "circle_levels_daily") == rollups["circle_levels_daily"]
     assert rows(history, "prices_daily") == rollups["prices_daily"]
     assert rows(history, "circle_levels_hourly") == rollups["circle_levels_hourly"][-2:]  # Mar 1 16:00 on
