@@ -17,6 +17,13 @@ The scenario: from `short_from_s` to `short_until_s` after the start, every
 outlet serving `circle_id` holds only `short_fraction` of its usual
 `necessity`, which takes the circle well below its shortage threshold; then
 deliveries arrive and stock returns to normal.
+
+Any city. The simulator takes a `DemoCity`: the demo city, a generated one
+(`schema.city_gen.build_city`) or whatever city a database holds
+(`schema.city_seed.read_city(url)`). `records` is one full round of every
+outlet; `next_records(count=...)` continues round-robin over the outlets, so a
+caller feeding a city at a fixed rate asks `Pace(records_per_s).due(elapsed)`
+how many records are due and sends that many.
 """
 
 from __future__ import annotations
@@ -29,7 +36,7 @@ from datetime import datetime
 from typing import Any
 
 from schema.catalogue import CARRIES, NECESSITY_BY_CODE
-from schema.demo_city import DemoCity
+from schema.demo_city import DemoCity, Outlet
 
 MASS_IN_JIN = {"vegetable_market"}
 #: How much an outlet holds relative to a convenience store: a supermarket's back room holds
@@ -60,6 +67,7 @@ class Simulator:
             population[community.circle_id] += community.population
         carriers: dict[tuple[str, str], float] = defaultdict(float)
         self.outlets = [o for o in city.outlets if o.business_type in CARRIES]
+        self._cursor = 0
         for o in self.outlets:
             for n in CARRIES[o.business_type]:
                 carriers[(o.circle_ids[0], n)] += SIZE.get(o.business_type, 1.0)
@@ -80,10 +88,25 @@ class Simulator:
 
     def records(self, elapsed_s: float, now: datetime) -> dict[str, list[dict[str, Any]]]:
         """One full round of reports at `now`, as API records grouped by supplier."""
+        return self._records_of(self.outlets, elapsed_s, now)
+
+    def next_records(self, elapsed_s: float, now: datetime, count: int) -> dict[str, list[dict[str, Any]]]:
+        """At least `count` records (whole outlets) at `now`, continuing where the last call stopped and
+        wrapping around the city; grouped by supplier. Each outlet reports every necessity it carries."""
+        chosen = []
+        made = 0
+        while made < count and self.outlets:
+            outlet = self.outlets[self._cursor]
+            self._cursor = (self._cursor + 1) % len(self.outlets)
+            chosen.append(outlet)
+            made += len(CARRIES[outlet.business_type])
+        return self._records_of(chosen, elapsed_s, now)
+
+    def _records_of(self, outlets: list[Outlet], elapsed_s: float, now: datetime) -> dict[str, list[dict[str, Any]]]:
         stamp = now.isoformat(timespec="seconds")
         drift = 1.0 + 0.03 * math.sin(elapsed_s / 60.0)
         out: dict[str, list[dict[str, Any]]] = defaultdict(list)
-        for o in self.outlets:
+        for o in outlets:
             for n in CARRIES[o.business_type]:
                 unit = NECESSITY_BY_CODE[n].unit
                 qty = self.base[(o.id, n)] * drift * self.scenario.factor(elapsed_s, o.circle_ids, n)
@@ -102,3 +125,19 @@ class Simulator:
                     }
                 )
         return out
+
+
+@dataclass
+class Pace:
+    """How many records are due to keep `records_per_s` since the start: `due(elapsed_s)` minus what was
+    already asked for. Pure; the caller owns the clock."""
+
+    records_per_s: float
+    asked: int = 0
+
+    def due(self, elapsed_s: float) -> int:
+        """Records to send now so that `asked` reaches `records_per_s * elapsed_s`; 0 when ahead."""
+        wanted = int(self.records_per_s * elapsed_s)
+        due = max(0, wanted - self.asked)
+        self.asked += due
+        return due
