@@ -66,6 +66,12 @@ def _migrate(settings: Settings, args: argparse.Namespace) -> int:
         settings.database_url.get_secret_value(), on_apply=lambda m: print(f"applied {m.version:04d}_{m.name}")
     )
     print(f"database is up to date ({len(applied)} migration(s) applied now)")
+    if args.timescaledb:
+        from schema.timescaledb import convert
+
+        done = convert(settings.database_url.get_secret_value(), progress=print)
+        if done.converted:
+            print(f"converted to TimescaleDB in {done.seconds:.1f} s, {sum(done.rows.values()):,} rows kept")
     from schema.db import connect
     from schema.maintain import engine
 
@@ -299,7 +305,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("action", choices=["up", "down", "status"])
     p.set_defaults(func=_services)
 
-    sub.add_parser("migrate", help="apply schema migrations").set_defaults(func=_migrate)
+    p = sub.add_parser("migrate", help="apply schema migrations")
+    p.add_argument(
+        "--timescaledb",
+        action="store_true",
+        help="then convert a database set up on plain PostgreSQL to TimescaleDB, keeping its data",
+    )
+    p.set_defaults(func=_migrate)
     p = sub.add_parser("maintain", help="refresh rollups, delete or compress old history")
     p.add_argument("--full", action="store_true", help="plain PostgreSQL: recompute every rollup bucket")
     p.set_defaults(func=_maintain)

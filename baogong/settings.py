@@ -41,6 +41,15 @@ class Settings(BaseModel):
     topic_prefix: str = Field("", description="prefix for every topic name (tenancy, test isolation)")
     state_dir: Path = Field(REPO_ROOT / ".baogong", description="where local services keep data, logs and pids")
     local_kafka: str = Field("auto", description="local broker for `baogong services up`: apache, tansu or auto")
+    pg_bindir: Path | None = Field(
+        None,
+        description="server binaries for the local cluster of `baogong services up` (default: the newest found)",
+    )
+    pg_timescaledb: str = Field(
+        "auto",
+        pattern="^(auto|off)$",
+        description="`auto`: the local cluster preloads TimescaleDB when its server has it installed; `off`: never",
+    )
 
     api_url: str = Field("http://127.0.0.1:8088", description="where `baogong push` sends files")
     api_key: SecretStr | None = Field(None, description="the supplier key `baogong push` uses")

@@ -84,8 +84,8 @@ class Engine:
         line = "engine: plain PostgreSQL: rollups are tables refreshed by `baogong maintain`"
         if self.available and not self.timescaledb:
             line += (
-                "; TimescaleDB is installed on this server but this database was set up without it "
-                "(converting it, `baogong migrate --timescaledb`, is not implemented yet)"
+                "; TimescaleDB is installed on this server but this database was set up without it: "
+                "`baogong migrate --timescaledb` converts it, keeping its data"
             )
         return line
 

@@ -5,10 +5,17 @@ The services come from the environment (`BAOGONG_KAFKA_BOOTSTRAP`,
 needs a database gets its own, copied from a migrated template
 (`CREATE DATABASE … TEMPLATE`, fast); every test that needs topics gets its
 own topic prefix, so tests never see each other's messages.
+
+On TimescaleDB its scheduler keeps a connection to every database that allows
+connections, and `CREATE DATABASE … TEMPLATE` refuses a template somebody is
+connected to. So the migrated template is closed to connections
+(`ALLOW_CONNECTIONS false`) and its sessions are ended before it is copied
+(`copy_template`); the same fixtures run on plain PostgreSQL and TimescaleDB.
 """
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -45,13 +52,39 @@ def admin_url(settings: Settings) -> str:
     return url
 
 
+def copy_template(admin_url: str, name: str) -> str:
+    """Create database `name` as a copy of the migrated template; its URL. Ends the template's sessions first
+    (TimescaleDB's scheduler may still hold one) and retries while PostgreSQL says it is being accessed."""
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        for attempt in range(50):
+            conn.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()",
+                (TEMPLATE,),
+            )
+            try:
+                conn.execute(sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(*map(sql.Identifier, (name, TEMPLATE))))
+                break
+            except psycopg.errors.ObjectInUse:
+                if attempt == 49:
+                    raise
+                time.sleep(0.1)
+    return _with_db(admin_url, name)
+
+
+def drop_database(admin_url: str, name: str) -> None:
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
 @pytest.fixture(scope="session")
 def template_url(admin_url: str) -> str:
+    drop_database(admin_url, TEMPLATE)
     with psycopg.connect(admin_url, autocommit=True) as conn:
-        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(TEMPLATE)))
         conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(TEMPLATE)))
     url = _with_db(admin_url, TEMPLATE)
     migrate(url)
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        conn.execute(sql.SQL("ALTER DATABASE {} ALLOW_CONNECTIONS false").format(sql.Identifier(TEMPLATE)))
     return url
 
 
@@ -59,11 +92,8 @@ def template_url(admin_url: str) -> str:
 def database_url(admin_url: str, template_url: str) -> Iterator[str]:
     """A fresh, migrated, empty database for one test."""
     name = f"baogong_test_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(admin_url, autocommit=True) as conn:
-        conn.execute(sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(sql.Identifier(name), sql.Identifier(TEMPLATE)))
-    yield _with_db(admin_url, name)
-    with psycopg.connect(admin_url, autocommit=True) as conn:
-        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+    yield copy_template(admin_url, name)
+    drop_database(admin_url, name)
 
 
 @pytest.fixture(scope="session")

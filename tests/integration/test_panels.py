@@ -18,12 +18,11 @@ from typing import Any
 
 import psycopg
 import pytest
-from psycopg import sql
 
 from baogong.grafana import dashboards as d
 from baogong.grafana.macros import Variable, expand
 from schema.db import connect
-from tests.conftest import _with_db
+from tests.conftest import copy_template, drop_database
 from tests.panel_history import History, fill_rollups, write_history
 
 NOW = datetime.now(UTC).replace(microsecond=0)
@@ -32,13 +31,7 @@ NOW = datetime.now(UTC).replace(microsecond=0)
 @pytest.fixture(scope="module")
 def city(admin_url: str, template_url: str) -> Iterator[tuple[str, History]]:
     name = f"baogong_test_panels_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(admin_url, autocommit=True) as conn:
-        conn.execute(
-            sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(
-                sql.Identifier(name), sql.Identifier("baogong_test_template")
-            )
-        )
-    url = _with_db(admin_url, name)
+    url = copy_template(admin_url, name)
     try:
         history = write_history(url, NOW, days=1.0)
         try:
@@ -47,8 +40,7 @@ def city(admin_url: str, template_url: str) -> Iterator[tuple[str, History]]:
             pytest.skip("the rollups (schema/maintain.py, migration 0016) are not on this branch yet")
         yield url, history
     finally:
-        with psycopg.connect(admin_url, autocommit=True) as conn:
-            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+        drop_database(admin_url, name)
 
 
 def variables(conn: psycopg.Connection[Any], dash: d.Dashboard, start: datetime, end: datetime) -> dict[str, Variable]:

@@ -18,15 +18,13 @@ from contextlib import contextmanager, suppress
 from datetime import datetime
 from typing import Any
 
-import psycopg
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
-from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from baogong.settings import Settings
 from schema import topics
 from schema.db import connect
-from tests.conftest import TEMPLATE
+from tests.conftest import copy_template, drop_database
 from tests.support import free_port, seed_tiny_city, wait_for
 
 #: Outlets added to the tiny city so that reports spread over the partitions.
@@ -51,15 +49,11 @@ def seed_stream_city(url: str) -> None:
 def fresh_database(admin_url: str) -> Iterator[str]:
     """Another fresh, migrated, empty database (the `database_url` fixture gives one per test)."""
     name = f"baogong_test_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(admin_url, autocommit=True) as conn:
-        conn.execute(sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(sql.Identifier(name), sql.Identifier(TEMPLATE)))
-    params = conninfo_to_dict(admin_url)
-    params["dbname"] = name
+    url = copy_template(admin_url, name)
     try:
-        yield make_conninfo(**params)  # type: ignore[arg-type]
+        yield url
     finally:
-        with psycopg.connect(admin_url, autocommit=True) as conn:
-            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+        drop_database(admin_url, name)
 
 
 def via_port(url: str, port: int) -> str:
