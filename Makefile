@@ -37,7 +37,8 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/baogong services up
-	$(BIN)/python -m tests.bench.run; status=$$?; $(BIN)/baogong services down; exit $$status
+	status=0; $(BIN)/python -m tests.bench.run || status=1; $(BIN)/python -m tests.bench.scale || status=1; \
+	$(BIN)/baogong services down; exit $$status
 
 clean:
 	rm -rf $(VENV) .baogong
