@@ -10,7 +10,8 @@ must be told"):
    `alerts.model.advance`;
 2. close open alerts whose circle no longer exists (`close_removed`);
 3. escalate or re-notify what is due (`alerts.escalate.due`) among open,
-   paged alerts that are not silenced; a silence that ended while its alert
+   paged alerts that are not silenced (an alert's circle under an emergency
+   grade waits that grade's `timer_factor` times as long: `schema.emergency`); a silence that ended while its alert
    still fires lets the alert page again;
 4. close supply tasks whose alert resolved (`alerts.tasks_store`; a
    failure there, or in the restock suggestions, is logged and costs only
@@ -53,6 +54,8 @@ from alerts.rules import Rule
 from alerts.rules.shortage import RULE as SHORTAGE_RULE
 from alerts.silence import Silence, silenced
 from schema.db import QUERIES, Row, transaction
+from schema.emergency import rules as grade_rules
+from schema.emergency_store import QUERIES as EMERGENCY_QUERIES
 
 log = logging.getLogger(__name__)
 ACTOR = "dispatcher"
@@ -100,6 +103,8 @@ async def evaluate_once(
         await cur.execute(QUERIES["evaluation_lock"])
         silences = await current_silences_async(conn, now)
         wave = _Run(cur, now, routing, lifecycle, silences, audiences)
+        await cur.execute(EMERGENCY_QUERIES["circle_grades"], {"at": now})
+        wave.grades = {r["circle_id"]: r["grade"] for r in await cur.fetchall()}
         since = now - timedelta(seconds=lifecycle.reopen_window_s)
         for rule in rules:
             await cur.execute(QUERIES[rule.query], rule.params or {})
@@ -177,6 +182,7 @@ class _Run:
         self.lifecycle = lifecycle
         self.silences = silences
         self.audiences = audiences
+        self.grades: dict[str | None, int] = {}  # emergency grade per circle (None: city-wide), migration 0019
         self.out = Wave(now)
 
     def audience(self, alert: Alert) -> str:
@@ -213,7 +219,11 @@ class _Run:
         if not alert.teams:
             return
         holder = self.routing.kind(alert.teams[-1])
-        due = escalate.due(alert, self.routing.next_teams(alert.teams), holder, self.lifecycle.timers, self.now)
+        timers = self.lifecycle.timers
+        emergency = grade_rules(self.grades.get(alert.circle_id, self.grades.get(None)))
+        if emergency is not None:  # the alert's circle is under an emergency: every wait is shorter
+            timers = timers.scaled(emergency.timer_factor)
+        due = escalate.due(alert, self.routing.next_teams(alert.teams), holder, timers, self.now)
         if due is None:
             return
         after = await self._save(escalate.apply(alert, due, self.now))

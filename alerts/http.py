@@ -31,6 +31,9 @@ An expired link answers 410, an altered or foreign one 403, and with no
 Tokens ride in the URL path: the access log is off and pages send
 `Referrer-Policy: no-referrer`, so they end up in no log and no Referer.
 
+Emergencies (operator keys only): `alerts.emergency_http.router` — GET/POST
+/v1/emergencies, POST /v1/emergencies/{id}/lift.
+
 Supply tasks (S): `alerts.tasks_http.router` is included when that module
 exists; it finds the pool at `request.app.state.pool`, the clock at
 `request.app.state.clock` and the caller with `Depends(current_responder)`.
@@ -58,7 +61,7 @@ from psycopg_pool import ConnectionPool, PoolTimeout
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
-from alerts import actions, links
+from alerts import actions, emergency_http, links
 from alerts.actions import ActionRefused, AlertNotFound, SilenceNotFound
 from alerts.responders import Responder, ResponderAuthError, authenticate, check_may_act
 from alerts.silence import matcher_from_doc, parse_duration
@@ -384,6 +387,7 @@ def create_app(settings: Settings, clock: Clock = utc_now) -> FastAPI:
         return page(200, f"已{verb}", f"<p class=done>{html.escape(text)}</p>")
 
     _include_tasks(app)
+    app.include_router(emergency_http.router)
     return app
 
 

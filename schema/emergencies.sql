@@ -13,7 +13,9 @@ SELECT id FROM circles WHERE id = %(circle_id)s;
 -- name: insert_emergency
 INSERT INTO emergencies (scope_kind, scope_id, grade, reason, declared_by, declared_at)
 VALUES (%(scope_kind)s, %(scope_id)s, %(grade)s, %(reason)s, %(declared_by)s, %(at)s)
-RETURNING *;
+RETURNING *, (SELECT count(*) FROM circles c
+              WHERE scope_kind = 'city' OR (scope_kind = 'district' AND c.district = scope_id)
+                 OR (scope_kind = 'circle' AND c.id = scope_id)) AS circles;
 
 -- Lifting is idempotent in effect: a second lift finds nothing to update (no row back).
 -- name: lift_emergency

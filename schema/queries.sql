@@ -178,7 +178,10 @@ SET accepted = feed_health.accepted + EXCLUDED.accepted,
 -- count (`counted_stock`, migration 0010: an active outlet's latest stock,
 -- reported at or after the outlet was last activated), fresh ones against
 -- unconfirmed ones. An outlet counts in every circle it serves. Also the raw
--- observed demand rates the latest level kept.
+-- observed demand rates the latest level kept. Under an emergency (`grade`, from
+-- `circle_grades`, migration 0019) a report is fresh only inside the grade's
+-- shorter window too: %(cap_grade)s / %(cap_necessity)s / %(cap_minutes)s are
+-- `schema.emergency.freshness_caps()`, necessity '*' the grade's default cap.
 -- name: circle_inputs
 WITH population AS (
     SELECT circle_id, sum(population)::bigint AS population FROM communities GROUP BY circle_id
@@ -188,10 +191,22 @@ WITH population AS (
     JOIN outlets o ON o.id = oc.outlet_id AND o.active
     JOIN business_type_necessities btn ON btn.business_type = o.business_type
     GROUP BY oc.circle_id, btn.necessity
+), grades AS (
+    SELECT * FROM circle_grades(%(now)s)
+), caps AS (
+    SELECT * FROM unnest(%(cap_grade)s::smallint[], %(cap_necessity)s::text[], %(cap_minutes)s::int[])
+        AS t (grade, necessity, minutes)
 ), known AS (
-    SELECT * FROM counted_stock(%(now)s)
+    SELECT oc.circle_id, k.necessity, k.quantity, k.sold_24h, k.reported_at, k.expected,
+           k.fresh AND (coalesce(cn.minutes, ca.minutes) IS NULL
+                        OR k.reported_at >= %(now)s - make_interval(mins => coalesce(cn.minutes, ca.minutes))) AS fresh
+    FROM counted_stock(%(now)s) k
+    JOIN outlet_circles oc ON oc.outlet_id = k.outlet_id
+    LEFT JOIN grades g ON g.circle_id = oc.circle_id
+    LEFT JOIN caps cn ON cn.grade = g.grade AND cn.necessity = k.necessity
+    LEFT JOIN caps ca ON ca.grade = g.grade AND ca.necessity = '*'
 ), stock AS (
-    SELECT oc.circle_id, k.necessity,
+    SELECT k.circle_id, k.necessity,
            coalesce(sum(k.quantity) FILTER (WHERE k.fresh), 0) AS stock,
            coalesce(sum(k.quantity) FILTER (WHERE NOT k.fresh), 0) AS stock_unconfirmed,
            min(k.reported_at) FILTER (WHERE NOT k.fresh) AS oldest_unconfirmed,
@@ -200,10 +215,9 @@ WITH population AS (
            sum(k.sold_24h) FILTER (WHERE k.fresh) AS sold_24h,
            coalesce(sum(k.quantity) FILTER (WHERE k.fresh AND k.sold_24h IS NOT NULL), 0) AS stock_with_sold
     FROM known k
-    JOIN outlet_circles oc ON oc.outlet_id = k.outlet_id
-    GROUP BY oc.circle_id, k.necessity
+    GROUP BY k.circle_id, k.necessity
 )
-SELECT c.id AS circle_id, n.code AS necessity,
+SELECT c.id AS circle_id, n.code AS necessity, g.grade,
        coalesce(p.population, 0) AS population, n.per_capita_daily,
        n.watch_days, n.shortage_days, n.critical_days, n.min_coverage,
        coalesce(s.stock, 0) AS stock,
@@ -222,6 +236,7 @@ LEFT JOIN population p ON p.circle_id = c.id
 LEFT JOIN expected e ON e.circle_id = c.id AND e.necessity = n.code
 LEFT JOIN stock s ON s.circle_id = c.id AND s.necessity = n.code
 LEFT JOIN circle_levels_latest l ON l.circle_id = c.id AND l.necessity = n.code
+LEFT JOIN grades g ON g.circle_id = c.id
 ORDER BY c.id, n.code;
 
 -- The same inputs for the areas above circles: each district (`circles.district`)
@@ -283,21 +298,22 @@ ORDER BY a.district NULLS FIRST, n.code;
 -- name: insert_circle_level
 INSERT INTO circle_levels (computed_at, circle_id, necessity, stock, stock_unconfirmed, unconfirmed_age_s,
                            daily_demand, demand_source, demand_observed, days_of_supply, coverage,
-                           coverage_stock, outlets_expected, outlets_fresh, status, lag_reports, lag_s)
+                           coverage_stock, outlets_expected, outlets_fresh, status, lag_reports, lag_s, grade)
 VALUES (%(computed_at)s, %(circle_id)s, %(necessity)s, %(stock)s, %(stock_unconfirmed)s, %(unconfirmed_age_s)s,
         %(daily_demand)s, %(demand_source)s, %(demand_observed)s, %(days_of_supply)s, %(coverage)s,
-        %(coverage_stock)s, %(outlets_expected)s, %(outlets_fresh)s, %(status)s, %(lag_reports)s, %(lag_s)s)
+        %(coverage_stock)s, %(outlets_expected)s, %(outlets_fresh)s, %(status)s, %(lag_reports)s, %(lag_s)s,
+        %(grade)s)
 ON CONFLICT (circle_id, necessity, computed_at) DO NOTHING;
 
 -- name: upsert_circle_level_latest
 INSERT INTO circle_levels_latest (circle_id, necessity, computed_at, stock, stock_unconfirmed, unconfirmed_age_s,
                                   daily_demand, demand_source, demand_observed, demand_observed_recent,
                                   days_of_supply, coverage, coverage_stock, outlets_expected, outlets_fresh, status,
-                                  lag_reports, lag_s)
+                                  lag_reports, lag_s, grade)
 VALUES (%(circle_id)s, %(necessity)s, %(computed_at)s, %(stock)s, %(stock_unconfirmed)s, %(unconfirmed_age_s)s,
         %(daily_demand)s, %(demand_source)s, %(demand_observed)s, %(observed_raw)s::double precision[],
         %(days_of_supply)s, %(coverage)s, %(coverage_stock)s, %(outlets_expected)s, %(outlets_fresh)s, %(status)s,
-        %(lag_reports)s, %(lag_s)s)
+        %(lag_reports)s, %(lag_s)s, %(grade)s)
 ON CONFLICT (circle_id, necessity) DO UPDATE
 SET computed_at = EXCLUDED.computed_at, stock = EXCLUDED.stock, stock_unconfirmed = EXCLUDED.stock_unconfirmed,
     unconfirmed_age_s = EXCLUDED.unconfirmed_age_s, daily_demand = EXCLUDED.daily_demand,
@@ -305,7 +321,7 @@ SET computed_at = EXCLUDED.computed_at, stock = EXCLUDED.stock, stock_unconfirme
     demand_observed_recent = EXCLUDED.demand_observed_recent, days_of_supply = EXCLUDED.days_of_supply, coverage = EXCLUDED.coverage,
     coverage_stock = EXCLUDED.coverage_stock, outlets_expected = EXCLUDED.outlets_expected,
     outlets_fresh = EXCLUDED.outlets_fresh, status = EXCLUDED.status,
-    lag_reports = EXCLUDED.lag_reports, lag_s = EXCLUDED.lag_s
+    lag_reports = EXCLUDED.lag_reports, lag_s = EXCLUDED.lag_s, grade = EXCLUDED.grade
 WHERE circle_levels_latest.computed_at <= EXCLUDED.computed_at;
 
 -- ---------------------------------------------------------------- alerts

@@ -21,6 +21,8 @@ from psycopg_pool import AsyncConnectionPool
 
 from baogong.settings import Settings
 from schema.db import QUERIES, transaction
+from schema.emergency import freshness_caps, roman
+from schema.emergency import rules as grade_rules
 from streams.levels import DEFAULT_DEMAND, CircleInputs, CircleLevel, DemandRule, Lag, Thresholds, compute_level
 
 #: `CircleLevel.circle_id` of the whole city in `area_levels`.
@@ -53,6 +55,7 @@ def _inputs(r: dict[str, Any], key: str, previous: bool) -> CircleInputs:
         stock_with_sold=float(r["stock_with_sold"]),
         prev_observed_raw=tuple(r["prev_observed_raw"] or ()) if previous else (),
         prev_computed_at=r["prev_computed_at"] if previous else None,
+        grade=r.get("grade"),
     )
 
 
@@ -69,7 +72,7 @@ async def refresh_levels(
     (NULL when not given). Raises `schema.db.DatabaseError` (nothing written).
     """
     async with transaction(pool) as conn, conn.cursor() as cur:
-        await cur.execute(QUERIES["circle_inputs"], {"now": now})
+        await cur.execute(QUERIES["circle_inputs"], {"now": now, **freshness_caps()})
         rows = await cur.fetchall()
         levels = [compute_level(_inputs(r, r["circle_id"], True), now, rule=demand, lag=lag) for r in rows]
         params = [_params(level) for level in levels]
@@ -117,6 +120,7 @@ def _params(level: CircleLevel) -> dict[str, object]:
         "status": level.status.value,
         "lag_reports": level.lag_reports,
         "lag_s": level.lag_s,
+        "grade": level.grade,
     }
 
 
@@ -126,8 +130,12 @@ def level_message(circle_id: str, levels: list[CircleLevel]) -> dict[str, object
     `computed_at` (ISO 8601) and `lag` (`{"reports", "seconds"}`, null when unknown) are the
     computation's; per necessity: confirmed `stock`, `stock_unconfirmed` with `unconfirmed_age_s`,
     `daily_demand` and its `demand_source`, `days_of_supply`, both coverages, outlet counts, `status`.
+    `emergency` is null in normal times, else the grade the levels were computed under (`grade` as a
+    Roman numeral, `grade_number` 1..4) and how often each outlet is expected to report each necessity
+    under it (`report_every_h`).
     """
     first = levels[0] if levels else None
+    emergency = None if first is None else grade_rules(first.grade)
     lag = (
         None
         if first is None or first.lag_reports is None or first.lag_s is None
@@ -137,6 +145,15 @@ def level_message(circle_id: str, levels: list[CircleLevel]) -> dict[str, object
         "circle_id": circle_id,
         "computed_at": first.computed_at.isoformat() if first else None,
         "lag": lag,
+        "emergency": None
+        if emergency is None or first is None
+        else {
+            "grade": roman(first.grade),
+            "grade_number": first.grade,
+            "report_every_h": {
+                lv.necessity: emergency.report_every(lv.necessity).total_seconds() / 3600 for lv in levels
+            },
+        },
         "necessities": {
             lv.necessity: {
                 "stock": lv.stock,

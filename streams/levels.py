@@ -31,6 +31,13 @@ while the outlet is active, and only reports made since it was last activated):
 - **status**: STALE when either coverage is below n's `min_coverage` or there
   are no days of supply: an unknown circle is never OK and never a false
   shortage. Else CRITICAL / SHORTAGE / WATCH / OK against n's thresholds.
+- **emergency**: a circle under an emergency grade (`CircleInputs.grade`,
+  `schema.emergency`) has its demand multiplied by the grade's multiplier for
+  n (or the configured one, if larger: a grade never lowers what the
+  deployment set) and n's watch / shortage / critical days times the grade's
+  threshold factor; its stricter freshness window is applied by the query
+  (what is fresh is decided where the report times are). The level keeps the
+  grade it was computed under.
 """
 
 from __future__ import annotations
@@ -39,6 +46,8 @@ import statistics
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
+
+from schema.emergency import rules as grade_rules
 
 
 class Status(StrEnum):
@@ -119,6 +128,7 @@ class CircleInputs:
     stock_with_sold: float = 0.0
     prev_observed_raw: tuple[float, ...] = ()
     prev_computed_at: datetime | None = None
+    grade: int | None = None  # emergency grade in force (1 = I … 4 = IV), None: none
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,6 +151,7 @@ class CircleLevel:
     observed_raw: tuple[float, ...] = ()  # the raw rates the median was taken over, oldest first
     lag_reports: int | None = None
     lag_s: float | None = None
+    grade: int | None = None  # the emergency grade it was computed under (1 = I … 4 = IV), None: none
 
 
 def coverage(outlets_fresh: int, outlets_expected: int) -> float:
@@ -211,9 +222,18 @@ def compute_level(
 ) -> CircleLevel:
     """The level of one circle and necessity at `now` (see the module docstring).
 
-    `demand_multiplier`, when given, overrides `rule.multiplier`.
+    `demand_multiplier`, when given, overrides `rule.multiplier`. Under an emergency grade
+    (`inputs.grade`) the multiplier is the larger of that and the grade's, and the thresholds are scaled.
     """
     multiplier = rule.multiplier if demand_multiplier is None else demand_multiplier
+    thresholds = inputs.thresholds
+    emergency = grade_rules(inputs.grade)
+    if emergency is not None:
+        multiplier = max(multiplier, emergency.demand(inputs.necessity))
+        watch, shortage, critical = emergency.thresholds(
+            thresholds.watch_days, thresholds.shortage_days, thresholds.critical_days
+        )
+        thresholds = Thresholds(watch, shortage, critical, thresholds.min_coverage)
     raw = observed_rate(inputs.sold_24h, inputs.stock_with_sold, inputs.stock, rule.min_observed_share)
     observed: float | None = None
     rates: tuple[float, ...] = ()
@@ -240,7 +260,7 @@ def compute_level(
         coverage=cover,
         outlets_expected=inputs.outlets_expected,
         outlets_fresh=inputs.outlets_fresh,
-        status=classify(days, cover, inputs.thresholds, cover_stock),
+        status=classify(days, cover, thresholds, cover_stock),
         stock_unconfirmed=inputs.stock_unconfirmed,
         unconfirmed_age_s=age,
         coverage_stock=cover_stock,
@@ -249,4 +269,5 @@ def compute_level(
         observed_raw=rates,
         lag_reports=None if lag is None else lag.reports,
         lag_s=None if lag is None else lag.seconds,
+        grade=inputs.grade,
     )

@@ -35,6 +35,7 @@ def _level(at: datetime, days: float) -> dict[str, Any]:
         "status": "SHORTAGE",
         "lag_reports": 0,
         "lag_s": 0.0,
+        "grade": None,
     }
 
 
