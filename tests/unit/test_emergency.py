@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import itertools
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -20,6 +20,8 @@ from schema.emergency import (
     roman,
     rules,
 )
+from streams.circles import level_message
+from streams.levels import CircleInputs, DemandRule, Status, Thresholds, compute_level
 
 
 @pytest.mark.parametrize(
@@ -107,3 +109,37 @@ def test_a_grade_that_would_relax_anything_is_refused() -> None:
         GradeRules(Grade.IV, demand_multiplier=1.0, threshold_factor=1.0, report_every_h=24, timer_factor=1.5)
     with pytest.raises(ValueError, match="positive"):
         GradeRules(Grade.IV, demand_multiplier=1.0, threshold_factor=1.0, report_every_h=0, timer_factor=1.0)
+
+
+def _rice(stock: float, grade: int | None, sold: float | None = None) -> CircleInputs:
+    return CircleInputs(
+        "C1",
+        "rice",
+        population=1000,
+        per_capita_daily=0.25,
+        thresholds=Thresholds(7, 3, 1, 0.5),
+        stock=stock,
+        outlets_expected=2,
+        outlets_fresh=2,
+        sold_24h=sold,
+        stock_with_sold=stock if sold else 0.0,
+        grade=grade,
+    )
+
+
+def test_a_level_under_a_grade_multiplies_demand_scales_thresholds_and_keeps_the_grade() -> None:
+    now = datetime(2026, 11, 25, 8, 0, tzinfo=UTC)
+    normal = compute_level(_rice(1000, None), now)
+    assert (normal.daily_demand, normal.days_of_supply, normal.status, normal.grade) == (250, 4, Status.WATCH, None)
+    # III: demand 250 x 1.5 = 375, 1,000 / 375 = 2.67 days; thresholds 8.75 / 3.75 / 1.25: SHORTAGE.
+    three = compute_level(_rice(1000, 3), now)
+    assert (three.daily_demand, three.status, three.grade) == (375, Status.SHORTAGE, 3)
+    # Observed demand (200 kg sold by outlets holding all the stock) is multiplied too: I, x3 = 600.
+    observed = compute_level(_rice(1000, 1, sold=200), now)
+    assert (observed.demand_observed, observed.daily_demand) == (200, 600)
+    # A deployment multiplier larger than the grade's is kept; a smaller one gives way to the grade's.
+    assert compute_level(_rice(1000, 4), now, rule=DemandRule(multiplier=2.0)).daily_demand == 500
+    assert compute_level(_rice(1000, 4), now, rule=DemandRule(multiplier=1.1)).daily_demand == 300
+    message = level_message("C1", [three])
+    assert message["emergency"] == {"grade": "III", "grade_number": 3, "report_every_h": {"rice": 12.0}}
+    assert level_message("C1", [normal])["emergency"] is None
