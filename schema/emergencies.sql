@@ -68,3 +68,7 @@ SELECT prefix, name, created_at, revoked_at FROM operator_keys ORDER BY name, cr
 SELECT 'supplier' AS kind FROM api_keys WHERE prefix = %(prefix)s
 UNION ALL
 SELECT 'responder' FROM responder_keys WHERE prefix = %(prefix)s;
+
+-- One circle's latest levels with the grade each was computed under (the demo's before → after).
+-- name: circle_latest_levels
+SELECT necessity, days_of_supply, status, grade FROM circle_levels_latest WHERE circle_id = %(circle_id)s;

@@ -29,7 +29,14 @@ import pytest
 from baogong.settings import Settings
 from schema.db import ConstraintViolation, connect, make_pool
 from schema.emergency import Grade, Scope
-from schema.emergency_store import circle_grades, create_operator_key, declare, lift, revoke_operator_key
+from schema.emergency_store import (
+    circle_grades,
+    create_operator_key,
+    declare,
+    lift,
+    list_emergencies,
+    revoke_operator_key,
+)
 from schema.keys import new_key
 from streams.circles import level_message, refresh_levels
 from streams.levels import CircleLevel
@@ -334,3 +341,32 @@ def test_an_alert_in_a_circle_under_grade_i_escalates_four_times_sooner(database
     asyncio.run(run())
     assert alert_row(url, "T1", "rice")["escalation_level"] == 1
     assert alert_row(url, "T2", "rice")["escalation_level"] == 0
+
+
+def test_the_demo_declares_over_one_circle_shows_before_and_after_and_lifts_its_own(database_url: str) -> None:
+    from baogong.demo.emergency import DemoEmergency, lift_demo_emergencies
+
+    url = database_url
+    build_city(url)
+    now = datetime.now(UTC).replace(microsecond=0)  # the demo runs on the wall clock
+    write(url, [(f"S{c}", now - H, [("rice", 1500.0, None), ("milk", 300.0, None)]) for c in "ABC"], 0)
+    refresh(url, now)
+    with connect(url) as conn:
+        someone_else = declare(conn, Scope("circle", "C"), Grade.IV, "not the demo's", "ops-wang", now)
+    demo = DemoEmergency(url, circle_id="A", grade=Grade.III, at_s=40.0)
+    demo.act(39.0)
+    assert demo.lines()[0].startswith("emergency: none yet")
+    demo.act(40.0)
+    assert "(waiting for the worker's next levels under it)" in demo.lines()[1]
+    refresh(url, datetime.now(UTC) + timedelta(seconds=1))
+    head, effect = demo.lines()
+    assert "A at grade III" in head and "demand x1.5" in head
+    # rice 1,500 / 250 = 6 days WATCH -> 1,500 / 375 = 4 days WATCH; milk 3 days WATCH -> 2 days SHORTAGE (< 2.5).
+    assert "rice 6.0 WATCH → 4.0 WATCH" in effect and "pork ? ? → ? ?" in effect
+    with connect(url) as conn:
+        active = {e.declared_by for e in list_emergencies(conn, datetime.now(UTC) + H)}
+    assert active == {"demo:市商务局", "ops-wang"}
+    lift_demo_emergencies(url, "the demo stopped")
+    with connect(url) as conn:
+        left = list_emergencies(conn, datetime.now(UTC) + H)
+    assert [e.id for e in left] == [someone_else.id]
