@@ -196,15 +196,19 @@ WITH population AS (
 ), caps AS (
     SELECT * FROM unnest(%(cap_grade)s::smallint[], %(cap_necessity)s::text[], %(cap_minutes)s::int[])
         AS t (grade, necessity, minutes)
+), windows AS (
+    SELECT g.circle_id, n.code AS necessity,
+           %(now)s - make_interval(mins => coalesce(cn.minutes, ca.minutes)) AS fresh_since
+    FROM grades g
+    CROSS JOIN necessities n
+    LEFT JOIN caps cn ON cn.grade = g.grade AND cn.necessity = n.code
+    LEFT JOIN caps ca ON ca.grade = g.grade AND ca.necessity = '*'
 ), known AS (
     SELECT oc.circle_id, k.necessity, k.quantity, k.sold_24h, k.reported_at, k.expected,
-           k.fresh AND (coalesce(cn.minutes, ca.minutes) IS NULL
-                        OR k.reported_at >= %(now)s - make_interval(mins => coalesce(cn.minutes, ca.minutes))) AS fresh
+           k.fresh AND (w.fresh_since IS NULL OR k.reported_at >= w.fresh_since) AS fresh
     FROM counted_stock(%(now)s) k
     JOIN outlet_circles oc ON oc.outlet_id = k.outlet_id
-    LEFT JOIN grades g ON g.circle_id = oc.circle_id
-    LEFT JOIN caps cn ON cn.grade = g.grade AND cn.necessity = k.necessity
-    LEFT JOIN caps ca ON ca.grade = g.grade AND ca.necessity = '*'
+    LEFT JOIN windows w ON w.circle_id = oc.circle_id AND w.necessity = k.necessity
 ), stock AS (
     SELECT k.circle_id, k.necessity,
            coalesce(sum(k.quantity) FILTER (WHERE k.fresh), 0) AS stock,
