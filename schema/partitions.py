@@ -172,7 +172,7 @@ def _upkeep(
         started = time.perf_counter()
         with conn.transaction():
             deleted = conn.execute(_format("purge_default", series, default=default), {"before": cutoff}).rowcount
-        what = f"delete {series.table} before {cutoff:%Y-%m-%d %H:%M} (in {default})"
+        what = f"delete {default} before {cutoff:%Y-%m-%d %H:%M}"
         changes.append(Change(what, deleted, time.perf_counter() - started))
     return changes
 

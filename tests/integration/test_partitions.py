@@ -174,7 +174,7 @@ def test_maintain_creates_moves_drops_and_a_second_run_changes_nothing(database_
         created = steps(report, f"create partition {table}_p")
         assert sum(created.values()) == 2, (table, created)  # the two rows moved out of the default
         dropped = steps(report, f"drop partition {table}_p")
-        purged = steps(report, f"delete {table} before")
+        purged = steps(report, f"delete {table}_default before")
         assert list(purged.values()) == [1], (table, purged)  # year 2000
         # Count before == after, less what the dropped partitions held and the purge deleted.
         assert len(after) == len(before[table]) - sum(dropped.values()) - 1, table

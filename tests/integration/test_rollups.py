@@ -211,10 +211,10 @@ def test_retention_deletes_old_raw_rows_and_keeps_rollups(history: str) -> None:
     deleted = {s.what.split(" before")[0]: s.rows for s in report.steps if s.what.startswith(("delete", "drop"))}
     assert deleted == {
         "drop partition circle_levels_p20240229": 3,
-        "delete circle_levels": 0,
-        "delete outlet_reports": 1,
-        "delete prices": 0,
-        "delete feed_health": 0,
+        "delete circle_levels_default": 0,
+        "delete outlet_reports_default": 1,
+        "delete prices_default": 0,
+        "delete feed_health_default": 0,
         "delete circle_levels_hourly": 3,
         "delete feed_health_hourly": 2,
         "delete circle_levels_daily": 0,
