@@ -162,6 +162,9 @@ DELETE FROM prices_daily WHERE bucket < %(before)s;
 
 -- Baogong's policy jobs in the order maintain runs them: refreshes (before raw chunks are dropped),
 -- compression, retention. `relation` names the continuous aggregate, else the hypertable.
+-- name: refresh_invalidated
+CALL refresh_continuous_aggregate(%(view)s::regclass, NULL, NULL);
+
 -- name: timescaledb_jobs
 SELECT j.job_id, j.proc_name, coalesce(ca.view_name, j.hypertable_name)::text AS relation
 FROM timescaledb_information.jobs j

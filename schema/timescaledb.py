@@ -28,9 +28,9 @@ import psycopg
 from psycopg import sql
 
 from schema.db import SCHEMA_DIR, DatabaseError, Row, connect, load_queries
-from schema.maintain import engine
+from schema.maintain import ROLLUPS, engine
 
-QUERIES = load_queries(SCHEMA_DIR / "timescaledb.sql")
+QUERIES = load_queries(SCHEMA_DIR / "timescaledb.sql") | load_queries(SCHEMA_DIR / "rollups.sql")
 
 #: (table, time column, chunk interval): as migrations 0003 and 0016 create them on TimescaleDB.
 HYPERTABLES = (
@@ -39,8 +39,6 @@ HYPERTABLES = (
     ("circle_levels", "computed_at", "1 day"),
     ("feed_health", "minute", "7 days"),
 )
-#: The rollups, plain tables before and continuous aggregates after.
-ROLLUPS = ("circle_levels_hourly", "circle_levels_daily", "prices_daily", "feed_health_hourly")
 
 
 class CannotConvert(DatabaseError):
@@ -95,7 +93,7 @@ def convert(url: str, *, progress: Callable[[str], None] = lambda line: None) ->
             progress("rollups: continuous aggregates with refresh, compression and retention policies")
         for rollup in ROLLUPS:
             t0 = time.perf_counter()
-            conn.execute("CALL refresh_continuous_aggregate(%s::regclass, NULL, NULL)", (rollup,))
+            conn.execute(QUERIES["refresh_invalidated"], {"view": rollup})
             progress(f"{rollup}: materialised from the whole history in {time.perf_counter() - t0:.1f} s")
     result.converted = True
     result.seconds = time.perf_counter() - started
