@@ -15,6 +15,7 @@ connected to. So the migrated template is closed to connections
 
 from __future__ import annotations
 
+import os
 import time
 import uuid
 from collections.abc import Iterator
@@ -28,7 +29,8 @@ from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from baogong.settings import Settings
 from schema.migrate import migrate
 
-TEMPLATE = "baogong_test_template"
+#: This session's migrated template (one per pytest process, so sessions side by side never drop each other's).
+TEMPLATE = f"baogong_test_template_{os.getpid()}"
 
 
 def _with_db(url: str, dbname: str) -> str:
@@ -77,7 +79,7 @@ def drop_database(admin_url: str, name: str) -> None:
 
 
 @pytest.fixture(scope="session")
-def template_url(admin_url: str) -> str:
+def template_url(admin_url: str) -> Iterator[str]:
     drop_database(admin_url, TEMPLATE)
     with psycopg.connect(admin_url, autocommit=True) as conn:
         conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(TEMPLATE)))
@@ -85,7 +87,8 @@ def template_url(admin_url: str) -> str:
     migrate(url)
     with psycopg.connect(admin_url, autocommit=True) as conn:
         conn.execute(sql.SQL("ALTER DATABASE {} ALLOW_CONNECTIONS false").format(sql.Identifier(TEMPLATE)))
-    return url
+    yield url
+    drop_database(admin_url, TEMPLATE)
 
 
 @pytest.fixture
