@@ -116,20 +116,17 @@ FROM STDIN;
 
 -- One row per (outlet, necessity, reported_at, line_key) in the staging table
 -- (the sink sums a message's lines sharing a key, and keeps the first of a key
--- repeated across messages); answers how many were new. When some were stored
--- before, the sink rolls this back and asks which (`..._naming_duplicates`).
+-- repeated across messages). No ON CONFLICT: a third cheaper, and the usual
+-- batch holds no row stored before; when one does (a redelivery), the unique
+-- violation rolls the attempt's savepoint back and the sink writes it again
+-- with `insert_reports_from_staging_naming_duplicates`.
 -- name: insert_reports_from_staging
-WITH inserted AS (
-    INSERT INTO outlet_reports (reported_at, outlet_id, necessity, line_key, quantity, sold_24h, supplier_id,
-                                message_id, received_at)
-    SELECT reported_at, outlet_id, necessity, line_key, quantity, sold_24h, supplier_id, message_id, received_at
-    FROM report_line_staging
-    ON CONFLICT (outlet_id, necessity, reported_at, line_key) DO NOTHING
-    RETURNING 1
-)
-SELECT count(*) AS new FROM inserted;
+INSERT INTO outlet_reports (reported_at, outlet_id, necessity, line_key, quantity, sold_24h, supplier_id, message_id,
+                            received_at)
+SELECT reported_at, outlet_id, necessity, line_key, quantity, sold_24h, supplier_id, message_id, received_at
+FROM report_line_staging;
 
--- The same, answering the `seq` of the rows that were stored before (duplicates).
+-- The same, skipping the rows stored before and answering their `seq` (duplicates).
 -- name: insert_reports_from_staging_naming_duplicates
 WITH inserted AS (
     INSERT INTO outlet_reports (reported_at, outlet_id, necessity, line_key, quantity, sold_24h, supplier_id,
@@ -184,16 +181,11 @@ TRUNCATE price_staging;
 -- name: copy_price_staging
 COPY price_staging (reported_at, outlet_id, necessity, price, supplier_id, message_id, received_at, seq) FROM STDIN;
 
--- Answers how many rows were new (as insert_reports_from_staging).
+-- As insert_reports_from_staging: no ON CONFLICT, the sink falls back on a unique violation.
 -- name: insert_prices_from_staging
-WITH inserted AS (
-    INSERT INTO prices (reported_at, outlet_id, necessity, price, supplier_id, message_id, received_at)
-    SELECT reported_at, outlet_id, necessity, price, supplier_id, message_id, received_at
-    FROM price_staging
-    ON CONFLICT (outlet_id, necessity, reported_at) DO NOTHING
-    RETURNING 1
-)
-SELECT count(*) AS new FROM inserted;
+INSERT INTO prices (reported_at, outlet_id, necessity, price, supplier_id, message_id, received_at)
+SELECT reported_at, outlet_id, necessity, price, supplier_id, message_id, received_at
+FROM price_staging;
 
 -- name: insert_prices_from_staging_naming_duplicates
 WITH inserted AS (

@@ -383,14 +383,14 @@ class ReportSink:
     async def _attempt(self, conn: psycopg.AsyncConnection[Row], kind: Kind, part: Sequence[Pair]) -> set[int]:
         """Write `part` under a savepoint (all or nothing); returns the id() of its rows stored before (duplicates).
 
-        The rows go to the staging table as one COPY text buffer (`_copy_text`), then one INSERT … ON
-        CONFLICT moves them on and counts the new ones. When that count falls short (some were stored
-        before: a redelivery), the savepoint is rolled back and the part written again by the statement
-        that names the duplicates, which costs a join the usual case does without.
+        The rows go to the staging table as one COPY text buffer (`_copy_text`), then a plain INSERT moves
+        them on. When a row was stored before (a redelivery; the unique violation rolls the savepoint
+        back), the part is written again by the statement that skips and names the duplicates, which
+        costs an ON CONFLICT and a join the usual case does without.
         """
         try:
             return await self._attempt_once(conn, kind, part, name_duplicates=False)
-        except _SomeStoredBefore:
+        except psycopg.errors.UniqueViolation:
             return await self._attempt_once(conn, kind, part, name_duplicates=True)
 
     async def _attempt_once(
@@ -398,6 +398,7 @@ class ReportSink:
     ) -> set[int]:
         inventory = kind == "inventory"
         insert = "insert_reports_from_staging" if inventory else "insert_prices_from_staging"
+        dups: set[int] = set()
         async with conn.transaction(), conn.cursor() as cur:
             await cur.execute(QUERIES["clear_report_staging" if inventory else "clear_price_staging"])
             async with cur.copy(QUERIES["copy_report_staging" if inventory else "copy_price_staging"]) as copy:
@@ -407,17 +408,9 @@ class ReportSink:
                 dups = {id(part[r["seq"]][1]) for r in await cur.fetchall()}
             else:
                 await cur.execute(QUERIES[insert])
-                counted = await cur.fetchone()
-                if counted is None or counted["new"] != len(part):
-                    raise _SomeStoredBefore  # rolls the savepoint back
-                dups = set()
             if inventory:
                 await cur.execute(QUERIES["upsert_stock_from_staging"])
             return dups
-
-
-class _SomeStoredBefore(Exception):
-    """Some rows of an attempt were stored before: write it again, naming them (`ReportSink._attempt`)."""
 
 
 #: COPY text format's escapes. A NUL cannot be stored (the contract refuses it before; `_copy_field` checks).
