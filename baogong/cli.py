@@ -22,6 +22,7 @@
     baogong teams import|list|oncall|route   responder teams, who is on call, where a page goes
     baogong tasks list|show|dispatch|deliver|review   supply tasks of acknowledged shortages
     baogong emergency declare|lift|list|key   emergency grades IV–I and operator keys (baogong/cli_emergency.py)
+    baogong prices refresh|show|leads   price watch: grades, gouging leads (baogong/cli_prices.py)
     baogong contract export           write the JSON Schemas in schema/contract/
     baogong grafana build|sync        dashboards as code; push them to a Grafana (baogong/grafana/cli.py)
     baogong demo                      all of the above plus a simulator, live in the terminal
@@ -42,7 +43,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from alerts import cli_alerts, cli_tasks, cli_teams
-from baogong import cli_emergency
+from baogong import cli_emergency, cli_prices
 from baogong.grafana import cli as grafana_cli
 from baogong.settings import Settings
 from ingest import cli_keys, cli_outlets
@@ -372,6 +373,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     cli_keys.register(sub)
     cli_emergency.register(sub)
+    cli_prices.register(sub)
     cli_outlets.register(sub)
     cli_teams.register(sub)
     cli_tasks.register(sub)
