@@ -125,3 +125,23 @@ def test_cli_leads_lists_the_outlet_with_its_history(database_url: str, tmp_path
     assert "low 5.00" in listed.stdout  # its history: the days before the spike
     none = subprocess.run([*run, "leads", "--circle", "T9"], env=env, capture_output=True, text=True, timeout=60)
     assert none.returncode == 0 and "no gouging leads" in none.stdout
+
+
+def test_seed_history_gives_every_circle_a_calm_baseline(database_url: str) -> None:
+    from schema.history_seed import seed_history
+    from schema.seed import seed_demo
+
+    seed_demo(database_url, progress=lambda _line: None)
+    now = datetime.now(UTC)
+    done = seed_history(database_url, 60, now)
+    assert done.prices > 0 and done.levels == 60 * 24 * 10 * 12  # 10 circles x 12 necessities, hourly
+    with connect(database_url) as conn:
+        graded = refresh(conn, now, RULES, fresh_h=24 * 60)  # the last seeded prices (yesterday) count as current
+        daily = conn.execute("SELECT count(DISTINCT bucket) AS n FROM prices_daily").fetchone()
+    assert daily is not None and daily["n"] == 60  # older days are read from the rollup
+    circles = [lv for lv in graded.levels if lv.circle_id != "*"]
+    assert len({lv.circle_id for lv in circles}) == 10
+    assert all(lv.grade.baseline_kind == "rolling" and lv.grade.history_days == 28 for lv in graded.levels)
+    # yesterday's own prices against a 28-day baseline with a weekly shape: no plan grade, no crisis
+    assert all(lv.grade.plan_grade == "NONE" for lv in graded.levels)
+    assert not [lv for lv in graded.levels if lv.grade.phase.value == "CRISIS"]
