@@ -265,3 +265,8 @@ def outlet_history(
 def latest_levels(conn: psycopg.Connection[Row]) -> list[Row]:
     """The newest price level of every scope and necessity (circles since removed left out)."""
     return conn.execute(QUERIES["price_levels_latest"]).fetchall()
+
+
+def levels_of_day(conn: psycopg.Connection[Row], day: date) -> list[Row]:
+    """The price levels of `day` that were not calm (spiking, STRESS or stale), worst first."""
+    return conn.execute(QUERIES["price_levels_of_day"], {"day": day}).fetchall()

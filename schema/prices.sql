@@ -144,3 +144,14 @@ SELECT m.day, m.low, m.high, m.last, pl.price AS circle_price, pl.baseline AS ci
 FROM mine m
 LEFT JOIN price_levels pl ON pl.circle_id = %(circle_id)s AND pl.necessity = %(necessity)s AND pl.day = m.day
 ORDER BY m.day;
+
+-- The price levels of day %(day)s that were not calm (spiking, STRESS, or stale), worst first: the daily
+-- report's price section.
+-- name: price_levels_of_day
+SELECT pl.*, CASE WHEN pl.circle_id = '*' THEN '全市' ELSE c.name END AS circle_name, n.name_zh AS necessity_name,
+       n.unit
+FROM price_levels pl
+JOIN necessities n ON n.code = pl.necessity
+LEFT JOIN circles c ON c.id = pl.circle_id
+WHERE pl.day = %(day)s AND (pl.spiking OR pl.stale OR pl.phase = 'STRESS')
+ORDER BY pl.spiking DESC, pl.stale, pl.deviation DESC NULLS LAST, pl.circle_id, pl.necessity;

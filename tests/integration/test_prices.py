@@ -145,3 +145,20 @@ def test_seed_history_gives_every_circle_a_calm_baseline(database_url: str) -> N
     # yesterday's own prices against a 28-day baseline with a weekly shape: no plan grade, no crisis
     assert all(lv.grade.plan_grade == "NONE" for lv in graded.levels)
     assert not [lv for lv in graded.levels if lv.grade.phase.value == "CRISIS"]
+
+
+def test_the_daily_report_has_the_price_section(database_url: str, tmp_path: Path) -> None:
+    from baogong.report import write_report
+
+    seed_tiny_city(database_url)
+    now = noon_today()
+    history(database_url, now)
+    put_prices(
+        database_url, [(now - timedelta(minutes=5), o, "rice", p) for o, p in (("O1", 7.0), ("O2", 7.0), ("O3", 12.0))]
+    )
+    with connect(database_url) as conn:
+        refresh(conn, now, RULES, SETTINGS.price_fresh_h)
+    text = write_report(database_url, shanghai_day(now), tmp_path, now=now, progress=lambda _: None).read_text("utf-8")
+    section = text[text.index("六、价格监测") :]
+    assert "危机" in section and "IV级" in section and "+40%" in section  # T1 and the city, both grades
+    assert "哄抬价格线索 1 条" in section and "12.00" in section and "1.71" in section  # O3's lead
