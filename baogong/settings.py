@@ -124,6 +124,10 @@ class Settings(BaseModel):
     )
     partitions: int = Field(4, description="partitions of the supply topics (workers <= partitions)")
     level_interval_s: float = Field(5.0, description="seconds between circle-level computations")
+    live_levels: bool = Field(
+        True, description="the leader also recomputes the circles a committed batch touched, within a second"
+    )
+    live_interval_s: float = Field(0.25, gt=0, description="shortest time between two live level passes")
     stall_after_s: float | None = Field(
         None,
         gt=0,

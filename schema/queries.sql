@@ -313,11 +313,11 @@ ON CONFLICT (circle_id, necessity, computed_at) DO NOTHING;
 INSERT INTO circle_levels_latest (circle_id, necessity, computed_at, stock, stock_unconfirmed, unconfirmed_age_s,
                                   daily_demand, demand_source, demand_observed, demand_observed_recent,
                                   days_of_supply, coverage, coverage_stock, outlets_expected, outlets_fresh, status,
-                                  lag_reports, lag_s, grade)
+                                  lag_reports, lag_s, grade, recorded_at)
 VALUES (%(circle_id)s, %(necessity)s, %(computed_at)s, %(stock)s, %(stock_unconfirmed)s, %(unconfirmed_age_s)s,
         %(daily_demand)s, %(demand_source)s, %(demand_observed)s, %(observed_raw)s::double precision[],
         %(days_of_supply)s, %(coverage)s, %(coverage_stock)s, %(outlets_expected)s, %(outlets_fresh)s, %(status)s,
-        %(lag_reports)s, %(lag_s)s, %(grade)s)
+        %(lag_reports)s, %(lag_s)s, %(grade)s, %(recorded_at)s)
 ON CONFLICT (circle_id, necessity) DO UPDATE
 SET computed_at = EXCLUDED.computed_at, stock = EXCLUDED.stock, stock_unconfirmed = EXCLUDED.stock_unconfirmed,
     unconfirmed_age_s = EXCLUDED.unconfirmed_age_s, daily_demand = EXCLUDED.daily_demand,
@@ -325,7 +325,8 @@ SET computed_at = EXCLUDED.computed_at, stock = EXCLUDED.stock, stock_unconfirme
     demand_observed_recent = EXCLUDED.demand_observed_recent, days_of_supply = EXCLUDED.days_of_supply, coverage = EXCLUDED.coverage,
     coverage_stock = EXCLUDED.coverage_stock, outlets_expected = EXCLUDED.outlets_expected,
     outlets_fresh = EXCLUDED.outlets_fresh, status = EXCLUDED.status,
-    lag_reports = EXCLUDED.lag_reports, lag_s = EXCLUDED.lag_s, grade = EXCLUDED.grade
+    lag_reports = EXCLUDED.lag_reports, lag_s = EXCLUDED.lag_s, grade = EXCLUDED.grade,
+    recorded_at = EXCLUDED.recorded_at
 WHERE circle_levels_latest.computed_at <= EXCLUDED.computed_at;
 
 -- ---------------------------------------------------------------- alerts
