@@ -165,21 +165,42 @@ async def refresh_levels(
         levels = [
             compute_level(i, now, rule=demand, lag=lag, live=live) for i in state.inputs(now, grades, chosen, previous)
         ]
-        latest, history = [], []
-        for level in levels:
-            params = _params(level)
-            before = stored.get((level.circle_id, level.necessity))
-            if history_due(before, level):
-                history.append(params)
-                params["recorded_at"] = level.computed_at
-            else:
-                params["recorded_at"] = None if before is None else before.recorded_at
-            latest.append(params)
-        if history:
-            await cur.executemany(QUERIES["insert_circle_level"], history)
-        if latest:
-            await cur.executemany(QUERIES["upsert_circle_level_latest"], latest)
+        if levels:
+            await cur.execute(QUERIES["create_level_staging"])
+            async with cur.copy(QUERIES["copy_level_staging"]) as copy:
+                for level in levels:
+                    before = stored.get((level.circle_id, level.necessity))
+                    due = history_due(before, level)
+                    recorded = level.computed_at if due else None if before is None else before.recorded_at
+                    await copy.write_row((*_row(level), recorded, due))
+            await cur.execute(QUERIES["insert_history_from_staging"])
+            await cur.execute(QUERIES["upsert_latest_from_staging"])
     return levels
+
+
+def _row(level: CircleLevel) -> tuple[object, ...]:
+    """`level` in the staging table's column order, up to `grade`."""
+    return (
+        level.computed_at,
+        level.circle_id,
+        level.necessity,
+        level.stock,
+        level.stock_unconfirmed,
+        level.unconfirmed_age_s,
+        level.daily_demand,
+        level.demand_source.value,
+        level.demand_observed,
+        list(level.observed_raw) or None,
+        level.days_of_supply,
+        level.coverage,
+        level.coverage_stock,
+        level.outlets_expected,
+        level.outlets_fresh,
+        level.status.value,
+        level.lag_reports,
+        level.lag_s,
+        level.grade,
+    )
 
 
 def _stored(r: dict[str, Any]) -> Stored:
@@ -224,30 +245,6 @@ async def area_levels(
         compute_level(_inputs(r, CITY if r["district"] is None else r["district"], False), now, rule=demand)
         for r in rows
     ]
-
-
-def _params(level: CircleLevel) -> dict[str, object]:
-    return {
-        "computed_at": level.computed_at,
-        "circle_id": level.circle_id,
-        "necessity": level.necessity,
-        "stock": level.stock,
-        "stock_unconfirmed": level.stock_unconfirmed,
-        "unconfirmed_age_s": level.unconfirmed_age_s,
-        "daily_demand": level.daily_demand,
-        "demand_source": level.demand_source.value,
-        "demand_observed": level.demand_observed,
-        "observed_raw": list(level.observed_raw) or None,
-        "days_of_supply": level.days_of_supply,
-        "coverage": level.coverage,
-        "coverage_stock": level.coverage_stock,
-        "outlets_expected": level.outlets_expected,
-        "outlets_fresh": level.outlets_fresh,
-        "status": level.status.value,
-        "lag_reports": level.lag_reports,
-        "lag_s": level.lag_s,
-        "grade": level.grade,
-    }
 
 
 def level_message(circle_id: str, levels: list[CircleLevel]) -> dict[str, object]:
