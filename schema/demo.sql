@@ -19,5 +19,5 @@ SELECT * FROM price_levels WHERE circle_id = %(circle_id)s AND necessity = %(nec
 -- The newest alert of a rule for one circle and necessity, open or resolved, since %(since)s.
 -- name: demo_alert_of
 SELECT id, state, severity, escalation_level FROM alerts
-WHERE rule = %(rule)s AND circle_id = %(circle_id)s AND necessity = %(necessity)s AND started_at >= %(since)s
+WHERE rule = %(rule)s AND circle_id = %(circle_id)s AND necessity = %(necessity)s AND pending_since >= %(since)s
 ORDER BY id DESC LIMIT 1;

@@ -68,3 +68,9 @@ def test_the_demo_spike_in_c05_is_graded_both_ways_with_one_gouging_lead(databas
     assert [(lead.outlet_id, lead.circle_id, lead.necessity) for lead in done.leads] == [
         (demo.gouger.id, "C05", "rice")
     ]
+
+    demo.started_at = noon - timedelta(minutes=3)  # as `act` sets it: alerts since the demo started
+    shown = "\n".join(demo.lines())
+    assert "C05 rice: " in shown and "ALPS CRISIS" in shown and "plan grade IV (day +" in shown
+    assert "PriceSpike none; PanicBuying (price spike + stock below the watch line) none" in shown
+    assert f"gouging lead for the market supervision bureau: {demo.gouger.name}" in shown
