@@ -26,7 +26,7 @@ circle memberships; the work of one pass is done in chunks of `CHUNK` membership
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -46,7 +46,9 @@ EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 NEVER = np.iinfo(np.int64).min
 _NO_TIME = np.iinfo(np.int64).max  # the minimum of no times
 #: Memberships (outlet in circle) computed at once; bounds the pass's temporary arrays (~16 B x necessities each).
-CHUNK = 65_536
+CHUNK = 16_384
+#: Rows fetched at a time from the server-side cursor of a reload.
+READ_BLOCK = 20_000
 
 IntArray = npt.NDArray[np.int64]
 FloatArray = npt.NDArray[np.float64]
@@ -110,7 +112,8 @@ class LevelState:
     async def sync(self, conn: psycopg.AsyncConnection[Any]) -> Touched:
         """Bring the state up to date (module docstring). Runs its own transaction on `conn` (not in one).
 
-        Raises psycopg errors; the state is then as before the call (a later sync reads the same changes again).
+        Raises psycopg errors; the state is then as before the call (a later sync reads the same changes again),
+        or, when the failure came in the middle of a reload, empty and due for a reload at the next sync.
         """
         async with conn.transaction():
             cur = conn.cursor(row_factory=tuple_row)
@@ -120,9 +123,9 @@ class LevelState:
             assert head is not None
             version, snapshot = int(head[0]), str(head[1])
             if self.version != version or self.snapshot is None:
-                loaded = await self._reload(cur)
-                loaded.version, loaded.snapshot = version, snapshot
-                self.__dict__.update(loaded.__dict__)
+                self.__dict__.update(LevelState().__dict__)  # let go of the old arrays before reading new ones
+                await self._reload(conn, cur)
+                self.version, self.snapshot = version, snapshot
                 return Touched(everything=True)
             await cur.execute(QUERIES["stock_since"], {"since": self.snapshot})
             rows = await cur.fetchall()
@@ -130,9 +133,10 @@ class LevelState:
         self.snapshot = snapshot
         return touched
 
-    async def _reload(self, cur: psycopg.AsyncCursor[Any]) -> LevelState:
-        """A new state with everything read again (built aside, so a failure leaves this one whole)."""
-        new = LevelState()
+    async def _reload(self, conn: psycopg.AsyncConnection[Any], cur: psycopg.AsyncCursor[Any]) -> None:
+        """Read everything again into this (empty) state; the big tables through a server-side cursor, in
+        blocks of `READ_BLOCK` rows, so a reload of a province does not hold every row as Python objects."""
+        new = self
         await cur.execute(QUERIES["necessities"])
         for code, per_capita, watch, shortage, critical, min_coverage, fresh_min in await cur.fetchall():
             new.necessities.append(
@@ -150,19 +154,25 @@ class LevelState:
         for business_type, code in await cur.fetchall():
             if code in new._necessity:
                 carries.setdefault(business_type, []).append(new._necessity[code])
-        await cur.execute(QUERIES["outlets"])
-        outlet_rows = await cur.fetchall()
-        n_out, n_nec = len(outlet_rows), len(new.necessities)
-        new._outlet = {r[0]: i for i, r in enumerate(outlet_rows)}
-        new._active = np.array([bool(r[1]) for r in outlet_rows], np.bool_)
-        new._active_since = np.array([NEVER if r[2] is None else int(r[2]) for r in outlet_rows], np.int64)
+        active: list[bool] = []
+        since: list[int] = []
+        carried: list[list[int]] = []
+        async for outlet_id, is_active, active_since, business_type in _stream(conn, "outlets"):
+            new._outlet[outlet_id] = len(active)
+            active.append(bool(is_active))
+            since.append(NEVER if active_since is None else int(active_since))
+            carried.append(carries.get(business_type, []))
+        n_out, n_nec = len(active), len(new.necessities)
+        new._active = np.array(active, np.bool_)
+        new._active_since = np.array(since, np.int64)
         new._carries = np.zeros((n_out, n_nec), np.bool_)
-        for i, r in enumerate(outlet_rows):
-            new._carries[i, carries.get(r[3], [])] = True
-        await cur.execute(QUERIES["outlet_circles"])
+        for i, necs in enumerate(carried):
+            if necs:
+                new._carries[i, necs] = True
+        del active, since, carried
         of: list[list[int]] = [[] for _ in range(n_out)]
         by_circle: list[list[int]] = [[] for _ in new.circles]
-        for outlet_id, circle_id in await cur.fetchall():
+        async for outlet_id, circle_id in _stream(conn, "outlet_circles"):
             o, c = new._outlet.get(outlet_id), new._circle.get(circle_id)
             if o is not None and c is not None:
                 of[o].append(c)
@@ -179,12 +189,16 @@ class LevelState:
         new._quantity = np.zeros((n_out, n_nec))
         new._sold = np.full((n_out, n_nec), np.nan)
         new._reported = np.full((n_out, n_nec), NEVER, np.int64)
-        await cur.execute(QUERIES["stock_all"])
-        new._apply(await cur.fetchall())
-        return new
+        block: list[tuple[Any, ...]] = []
+        async for row in _stream(conn, "stock_all"):
+            block.append(row)
+            if len(block) >= READ_BLOCK:
+                new._apply(block, track=False)
+                block.clear()
+        new._apply(block, track=False)
 
-    def _apply(self, rows: Iterable[Sequence[Any]]) -> Touched:
-        """Set each (outlet, necessity) row; the circles of the outlets whose stock changed."""
+    def _apply(self, rows: Iterable[Sequence[Any]], *, track: bool = True) -> Touched:
+        """Set each (outlet, necessity) row; the circles of the outlets whose stock changed (when `track`)."""
         touched = Touched()
         for outlet_id, code, quantity, sold, reported in rows:
             o, n = self._outlet.get(outlet_id), self._necessity.get(code)
@@ -194,7 +208,8 @@ class LevelState:
             self._quantity[o, n] = quantity
             self._sold[o, n] = np.nan if sold is None else sold
             self._reported[o, n] = reported
-            touched.circles.update(self._circles_of[o])
+            if track:
+                touched.circles.update(self._circles_of[o])
         return touched
 
     # ---------------------------------------------------------------------------------------------- computing
@@ -301,6 +316,15 @@ class LevelState:
                     )
                 )
         return out
+
+
+async def _stream(conn: psycopg.AsyncConnection[Any], query: str) -> AsyncIterator[tuple[Any, ...]]:
+    """The rows of the named statement through a server-side cursor (in the caller's transaction)."""
+    async with conn.cursor(name=f"level_state_{query}", row_factory=tuple_row) as cur:
+        cur.itersize = READ_BLOCK
+        await cur.execute(QUERIES[query])
+        async for row in cur:
+            yield row
 
 
 def _segment_sum(values: npt.NDArray[Any], counts: IntArray) -> npt.NDArray[Any]:
