@@ -21,3 +21,12 @@ SELECT * FROM price_levels WHERE circle_id = %(circle_id)s AND necessity = %(nec
 SELECT id, state, severity, escalation_level FROM alerts
 WHERE rule = %(rule)s AND circle_id = %(circle_id)s AND necessity = %(necessity)s AND pending_since >= %(since)s
 ORDER BY id DESC LIMIT 1;
+
+-- Each outlet's median weekday price per necessity over [%(from)s, %(today)s): its usual price, as its history has
+-- it (weekend prices run higher; left out, they do not pull the median up).
+-- name: demo_usual_prices
+SELECT outlet_id, necessity, percentile_cont(0.5) WITHIN GROUP (ORDER BY price) AS price
+FROM prices
+WHERE reported_at >= %(from)s AND reported_at < %(today)s
+  AND extract(isodow FROM reported_at AT TIME ZONE 'Asia/Shanghai') < 6
+GROUP BY outlet_id, necessity;

@@ -2,15 +2,17 @@
 
 What the demo does with prices, on its own clock (`act` each tick, via the real `POST /v1/prices`):
 
-* at the start, one price from every outlet for each necessity it carries, around the typical prices of
-  `baogong seed history` (each outlet its own markup, the same weekly and seasonal shape), so every circle has
-  a current price level beside its baseline;
+* at the start, one price from every outlet for each necessity it carries: its usual price (the median of its
+  own weekday prices of the last 28 days, with `baogong seed history`'s weekly and seasonal shape; the typical
+  price with a markup for an outlet without history), so every circle has a current, calm price level beside
+  its baseline;
 * at `spike_at_s` (40 s, when the demo declares grade III over C05), C05's outlets report `necessity` up by
   `rise` (45 %), one of them (`gouger`) at `gouge` (2.5x) its usual price. The worker grades it both ways:
   ALPS CRISIS (about 9 sd above the baseline) and plan grade IV (a rise of more than 30 % in a day and 40 % in
   a week); `PriceSpike` pages the market supervision bureau and the gouging outlet is a lead. Under grade III
   C05's rice falls below its (raised) watch line, so the same circle and necessity also fire the combined
-  signal `PanicBuying` to the circle's team and the district commerce bureau.
+  signal `PanicBuying` to the circle's team and the district commerce bureau;
+* once each of the two alerts has escalated a first time, its responder acknowledges it (`RESPONDERS`).
 
 C05's outlets report once before the spike and once at it, not on every tick: the day's median (which is
 tomorrow's "yesterday") then stays between the two, so a demo run tomorrow still sees its spike as a rise.
@@ -21,6 +23,7 @@ has too few days of them for a baseline, before the worker starts.
 
 from __future__ import annotations
 
+import contextlib
 import random
 from collections import defaultdict
 from collections.abc import Callable
@@ -30,6 +33,7 @@ from zoneinfo import ZoneInfo
 
 import httpx
 
+from alerts import actions
 from alerts.rules.price import PANIC_RULE, SPIKE_RULE
 from schema.catalogue import CARRIES, NECESSITY_BY_CODE
 from schema.db import SCHEMA_DIR, connect, load_queries
@@ -42,6 +46,11 @@ TZ = ZoneInfo("Asia/Shanghai")
 BATCH = 500
 HISTORY_DAYS = 60
 WINDOW_DAYS = 28
+#: Who acknowledges each price alert in the demo (synthetic, as schema/demo_teams.yaml), and what they say.
+RESPONDERS: dict[str, tuple[str, str]] = {
+    SPIKE_RULE: ("绥化市市场监管局 价格执法值班（示例）", "已派员核查涨价门店，约谈哄抬价格线索所列门店"),
+    PANIC_RULE: ("松江社区保供队 值班员（示例）", "已申请投放储备大米，通知门店加密补货、限量销售"),
+}
 
 
 def price_history(
@@ -99,6 +108,8 @@ class DemoPrices:
         self._rng = random.Random(seed)
         self.outlets = [o for o in city.outlets if o.business_type in CARRIES and o.supplier_id in keys]
         self.markup = {(o.id, n): self._rng.uniform(0.92, 1.08) for o in self.outlets for n in CARRIES[o.business_type]}
+        self.usual = self._usual(datetime.now(TZ).date())
+        self.acknowledged: set[str] = set()
         self.spiked = [o for o in self.outlets if circle_id in o.circle_ids and necessity in CARRIES[o.business_type]]
         home = sorted(
             (o for o in self.spiked if o.circle_ids[0] == circle_id),
@@ -116,6 +127,37 @@ class DemoPrices:
         elif self.round_no == 1 and elapsed_s >= self.spike_at_s:
             self._post(client, api, self.prices(self.spiked, now, spiking=True, only=self.necessity))
             self.round_no = 2
+        elif self.round_no == 2 and len(self.acknowledged) < len(RESPONDERS):
+            self._acknowledge(now)
+
+    def _acknowledge(self, now: datetime) -> None:
+        """Each price alert is acknowledged by its responder once it has escalated a first time (as the
+        shortage team does), through the same function as `baogong alerts ack`."""
+        with connect(self.url) as conn:
+            for rule, (actor, note) in RESPONDERS.items():
+                row = conn.execute(
+                    QUERIES["demo_alert_of"],
+                    {"rule": rule, "circle_id": self.circle_id, "necessity": self.necessity, "since": self.started_at},
+                ).fetchone()
+                if rule in self.acknowledged or row is None or row["state"] != "firing":
+                    continue
+                if int(row["escalation_level"] or 0) >= 1:
+                    with contextlib.suppress(actions.ActionRefused):  # resolved or acknowledged meanwhile
+                        actions.acknowledge(conn, int(row["id"]), actor, now, note, via="demo")
+                    self.acknowledged.add(rule)
+
+    def _usual(self, today: date) -> dict[tuple[str, str], float]:
+        """Each outlet's usual price without shape: the median of its weekday prices of the last 28 days, taken as
+        the price of the window's middle weekday (the seed's seasonal shape moves a fraction of a percent a week)."""
+        with connect(self.url) as conn:
+            rows = conn.execute(
+                QUERIES["demo_usual_prices"],
+                {"from": _midnight(today - timedelta(days=WINDOW_DAYS)), "today": _midnight(today)},
+            ).fetchall()
+        ref = today - timedelta(days=WINDOW_DAYS // 2)
+        while ref.weekday() >= 5:
+            ref -= timedelta(days=1)
+        return {(r["outlet_id"], r["necessity"]): float(r["price"]) / _shape(ref) for r in rows}
 
     def prices(
         self, outlets: list[Outlet], now: datetime, *, spiking: bool, only: str | None = None
@@ -129,7 +171,13 @@ class DemoPrices:
             for n in CARRIES[o.business_type]:
                 if only is not None and n != only:
                     continue
-                usual = price_on(TYPICAL_PRICE.get(n, 10.0), self.markup[(o.id, n)], day, self._rng.uniform(0.98, 1.02))
+                noise = self._rng.uniform(0.98, 1.02)
+                held = self.usual.get((o.id, n))
+                usual = (
+                    round(held * _shape(day) * noise, 2)
+                    if held is not None
+                    else price_on(TYPICAL_PRICE.get(n, 10.0), self.markup[(o.id, n)], day, noise)
+                )
                 factor = (self.gouge if o is self.gouger else 1 + self.rise) if spiking else 1.0
                 out[o.supplier_id].append(
                     {
@@ -192,6 +240,11 @@ class DemoPrices:
             for r in leads[:2]
         )
         return out
+
+
+def _shape(day: date) -> float:
+    """The weekly and seasonal shape of `baogong seed history`'s prices on `day` (1.0 = no shape)."""
+    return price_on(10_000.0, 1.0, day, 1.0) / 10_000.0
 
 
 def _unit(necessity: str) -> str:

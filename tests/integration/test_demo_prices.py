@@ -53,6 +53,9 @@ def test_the_demo_spike_in_c05_is_graded_both_ways_with_one_gouging_lead(databas
     with connect(url) as conn:
         calm = refresh(conn, noon - timedelta(minutes=1), RULES, 24.0)
     assert calm.levels and not [lv for lv in calm.levels if lv.grade.spiking]
+    # Each outlet's usual price is its own history's: calm levels sit within a quarter or so of a standard deviation
+    # of their baselines (NORMAL, the odd one just over into STRESS by noise), not off by a markup drawn anew.
+    assert max(abs(lv.grade.deviation or 0.0) for lv in calm.levels) < 0.5
     assert not calm.leads
 
     store(url, demo.prices(demo.spiked, noon - timedelta(seconds=30), spiking=True, only="rice"))
