@@ -107,7 +107,7 @@ async def evaluate_once(
         wave.grades = {r["circle_id"]: r["grade"] for r in await cur.fetchall()}
         since = now - timedelta(seconds=lifecycle.reopen_window_s)
         for rule in rules:
-            await cur.execute(QUERIES[rule.query], rule.params or {})
+            await cur.execute(rule.sql if rule.sql is not None else QUERIES[rule.query], rule.params or {})
             verdicts = rule.verdicts(await cur.fetchall(), now)
             await cur.execute(QUERIES["open_alerts"], {"rule": rule.name})
             open_alerts = {r["fingerprint"]: _alert(r) for r in await cur.fetchall()}

@@ -4,8 +4,8 @@
         -> evaluate (rules, lifecycle, escalation, routing, grouping, silences; outbox)
         -> deliver (notifiers, retry)
 
-Rules: SupplyShortage (responders), SupplierFeedQuality and PipelineStalled
-(operators). Levels that are not current (`alerts.rules.pipeline.Currency`)
+Rules: SupplyShortage, PriceSpike and PanicBuying (responders; alerts.rules.price),
+SupplierFeedQuality and PipelineStalled (operators). Levels that are not current (`alerts.rules.pipeline.Currency`)
 are unknown to the shortage rule, and are what PipelineStalled pages about.
 
 Who is paged: the responder teams (`schema.teams_store.load_directory_async`,
@@ -49,7 +49,7 @@ from alerts.model import Policy
 from alerts.notify import ChannelError, Notifier, build, parse_channel
 from alerts.notify.webhook import WebhookNotifier
 from alerts.route import on_call
-from alerts.rules import feed, pipeline, shortage
+from alerts.rules import feed, pipeline, price, shortage
 from baogong.settings import Settings
 from schema.db import DatabaseError, make_pool, transaction
 from schema.teams import Directory
@@ -192,6 +192,8 @@ async def run(settings: Settings) -> None:
             shortage.rule(settings.hysteresis, currency),
             feed.rule(settings.feed_reject_ratio, settings.feed_min_rejects, settings.feed_window_min),
             pipeline.rule(currency),
+            price.spike_rule(settings.price_max_age_s),
+            price.panic_rule(settings.price_max_age_s, currency),
         ]
         dispatcher = Dispatcher(delivery_pool, notifiers, delivery)
         log.info("alert dispatcher %s: default receivers %s", dispatcher.owner, ", ".join(defaults) or "(none)")

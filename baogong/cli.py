@@ -5,6 +5,7 @@
     baogong maintain [--full]         refresh rollups, delete or compress old history (schema/maintain.py)
     baogong seed demo                 the synthetic demo city, with demo supplier keys
     baogong seed city --outlets N --circles M [--replace]   a synthetic city of any size (schema/city_gen.py)
+    baogong seed history [--days 60]  past prices and stock for the city, so baselines exist (schema/history_seed.py)
     baogong api                       the supplier HTTP API
     baogong worker                    the Faust stream worker
     baogong alerts run                the alert dispatcher (rules, lifecycle, notifiers)
@@ -22,6 +23,7 @@
     baogong teams import|list|oncall|route   responder teams, who is on call, where a page goes
     baogong tasks list|show|dispatch|deliver|review   supply tasks of acknowledged shortages
     baogong emergency declare|lift|list|key   emergency grades IV–I and operator keys (baogong/cli_emergency.py)
+    baogong prices refresh|show|leads   price watch: grades, gouging leads (baogong/cli_prices.py)
     baogong contract export           write the JSON Schemas in schema/contract/
     baogong grafana build|sync        dashboards as code; push them to a Grafana (baogong/grafana/cli.py)
     baogong demo                      all of the above plus a simulator, live in the terminal
@@ -42,7 +44,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from alerts import cli_alerts, cli_tasks, cli_teams
-from baogong import cli_emergency
+from baogong import cli_emergency, cli_prices
 from baogong.grafana import cli as grafana_cli
 from baogong.settings import Settings
 from ingest import cli_keys, cli_outlets
@@ -104,6 +106,8 @@ def _seed(settings: Settings, args: argparse.Namespace) -> int:
 
     if args.what == "city":
         return _seed_city(settings, args)
+    if args.what == "history":
+        return _seed_history(settings, args)
 
     result = seed_demo(settings.database_url.get_secret_value(), seed=args.seed)
     print("SYNTHETIC demo city sized from Suihua's Beilin pilot figures (not real outlets).")
@@ -112,6 +116,23 @@ def _seed(settings: Settings, args: argparse.Namespace) -> int:
     print("Demo supplier keys (for the demo city only):")
     for supplier_id, name, key in result.keys:
         print(f"  {supplier_id:24} {key}  {name}")
+    return 0
+
+
+def _seed_history(settings: Settings, args: argparse.Namespace) -> int:
+    from datetime import UTC, datetime
+
+    from schema.history_seed import seed_history
+
+    try:
+        done = seed_history(settings.database_url.get_secret_value(), args.days, datetime.now(UTC), seed=args.seed)
+    except ValueError as exc:
+        print(f"baogong: {exc}", file=sys.stderr)
+        return 2
+    print(
+        f"SYNTHETIC history: {done.days} days, {done.prices:,} prices and {done.levels:,} circle levels;"
+        " rollups refreshed"
+    )
     return 0
 
 
@@ -319,7 +340,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_maintain)
 
     p = sub.add_parser("seed", help="load reference data: the demo city, or a generated city of any size")
-    p.add_argument("what", choices=["demo", "city"])
+    p.add_argument("what", choices=["demo", "city", "history"])
+    p.add_argument("--days", type=int, default=60, help="history: days of past prices and stock (default 60)")
     p.add_argument("--seed", type=int, default=2024)
     p.add_argument("--outlets", type=int, help="city: outlets (Suihua-size 75000, a province 300000)")
     p.add_argument("--circles", type=int, help="city: living circles (Suihua-size 120, a province 500)")
@@ -372,6 +394,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     cli_keys.register(sub)
     cli_emergency.register(sub)
+    cli_prices.register(sub)
     cli_outlets.register(sub)
     cli_teams.register(sub)
     cli_tasks.register(sub)

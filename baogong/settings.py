@@ -71,6 +71,24 @@ class Settings(BaseModel):
         300.0, ge=0, description="the stream worker's leader runs `baogong maintain` this often (0: never)"
     )
 
+    price_every_s: float = Field(
+        60.0, ge=0, description="the stream worker's leader grades prices this often (0: never; schema/prices.py)"
+    )
+    price_fresh_h: float = Field(24.0, gt=0, description="an outlet's price counts as current this many hours")
+    price_window_days: int = Field(28, ge=2, description="price baseline: median of this many daily medians")
+    price_min_history_days: int = Field(7, ge=2, description="fewer daily medians in the window: no baseline")
+    price_sd_floor: float = Field(0.05, ge=0, description="ALPS deviation: sd never below this share of baseline")
+    price_plan_grades: str = Field(
+        "IV:30/40,III:50/60,II:70/80,I:100/100",
+        description="the city plan's price grades, lowest first: NAME:percent rise in a day/in a week (README)",
+    )
+    price_gouging_ratio: float = Field(
+        0.5, gt=0, description="during a spike, an outlet above its circle's median by more than this is a lead"
+    )
+    price_max_age_s: float = Field(
+        600.0, gt=0, description="price levels older than this are unknown to the price rules (the pass stopped)"
+    )
+
     rate_limit_per_s: float = Field(20_000.0, description="records per second per API key (token bucket)")
     rate_limit_burst: float = Field(200_000.0, description="records an API key may send at once")
     deadletter_per_minute: float = Field(1_000.0, description="dead letters per supplier per minute, beyond: counted")
@@ -106,6 +124,10 @@ class Settings(BaseModel):
     )
     partitions: int = Field(4, description="partitions of the supply topics (workers <= partitions)")
     level_interval_s: float = Field(5.0, description="seconds between circle-level computations")
+    live_levels: bool = Field(
+        True, description="the leader also recomputes the circles a committed batch touched, within a second"
+    )
+    live_interval_s: float = Field(0.25, gt=0, description="shortest time between two live level passes")
     stall_after_s: float | None = Field(
         None,
         gt=0,

@@ -340,6 +340,54 @@ LEFT JOIN expected e ON e.district IS NOT DISTINCT FROM a.district AND e.necessi
 LEFT JOIN stock s ON s.district IS NOT DISTINCT FROM a.district AND s.necessity = n.code
 ORDER BY a.district NULLS FIRST, n.code;
 
+-- A pass's levels go through one COPY into this staging table, then one statement each into the history
+-- (the rows marked `history`) and the latest table: a city's thousands of levels in a few round trips.
+-- name: create_level_staging
+CREATE TEMP TABLE IF NOT EXISTS level_staging (
+    computed_at timestamptz, circle_id text, necessity text, stock double precision,
+    stock_unconfirmed double precision, unconfirmed_age_s double precision, daily_demand double precision,
+    demand_source text, demand_observed double precision, observed_raw double precision[],
+    days_of_supply double precision, coverage double precision, coverage_stock double precision,
+    outlets_expected integer, outlets_fresh integer, status text, lag_reports bigint, lag_s double precision,
+    grade smallint, recorded_at timestamptz, history boolean
+) ON COMMIT DELETE ROWS;
+
+-- name: copy_level_staging
+COPY level_staging (computed_at, circle_id, necessity, stock, stock_unconfirmed, unconfirmed_age_s, daily_demand,
+                    demand_source, demand_observed, observed_raw, days_of_supply, coverage, coverage_stock,
+                    outlets_expected, outlets_fresh, status, lag_reports, lag_s, grade, recorded_at, history)
+FROM STDIN;
+
+-- name: insert_history_from_staging
+INSERT INTO circle_levels (computed_at, circle_id, necessity, stock, stock_unconfirmed, unconfirmed_age_s,
+                           daily_demand, demand_source, demand_observed, days_of_supply, coverage,
+                           coverage_stock, outlets_expected, outlets_fresh, status, lag_reports, lag_s, grade)
+SELECT computed_at, circle_id, necessity, stock, stock_unconfirmed, unconfirmed_age_s, daily_demand, demand_source,
+       demand_observed, days_of_supply, coverage, coverage_stock, outlets_expected, outlets_fresh, status,
+       lag_reports, lag_s, grade
+FROM level_staging WHERE history
+ON CONFLICT (circle_id, necessity, computed_at) DO NOTHING;
+
+-- name: upsert_latest_from_staging
+INSERT INTO circle_levels_latest (circle_id, necessity, computed_at, stock, stock_unconfirmed, unconfirmed_age_s,
+                                  daily_demand, demand_source, demand_observed, demand_observed_recent,
+                                  days_of_supply, coverage, coverage_stock, outlets_expected, outlets_fresh, status,
+                                  lag_reports, lag_s, grade, recorded_at)
+SELECT circle_id, necessity, computed_at, stock, stock_unconfirmed, unconfirmed_age_s, daily_demand, demand_source,
+       demand_observed, observed_raw, days_of_supply, coverage, coverage_stock, outlets_expected, outlets_fresh,
+       status, lag_reports, lag_s, grade, recorded_at
+FROM level_staging
+ON CONFLICT (circle_id, necessity) DO UPDATE
+SET computed_at = EXCLUDED.computed_at, stock = EXCLUDED.stock, stock_unconfirmed = EXCLUDED.stock_unconfirmed,
+    unconfirmed_age_s = EXCLUDED.unconfirmed_age_s, daily_demand = EXCLUDED.daily_demand,
+    demand_source = EXCLUDED.demand_source, demand_observed = EXCLUDED.demand_observed,
+    demand_observed_recent = EXCLUDED.demand_observed_recent, days_of_supply = EXCLUDED.days_of_supply,
+    coverage = EXCLUDED.coverage, coverage_stock = EXCLUDED.coverage_stock,
+    outlets_expected = EXCLUDED.outlets_expected, outlets_fresh = EXCLUDED.outlets_fresh, status = EXCLUDED.status,
+    lag_reports = EXCLUDED.lag_reports, lag_s = EXCLUDED.lag_s, grade = EXCLUDED.grade,
+    recorded_at = EXCLUDED.recorded_at
+WHERE circle_levels_latest.computed_at <= EXCLUDED.computed_at;
+
 -- name: insert_circle_level
 INSERT INTO circle_levels (computed_at, circle_id, necessity, stock, stock_unconfirmed, unconfirmed_age_s,
                            daily_demand, demand_source, demand_observed, days_of_supply, coverage,
@@ -354,11 +402,11 @@ ON CONFLICT (circle_id, necessity, computed_at) DO NOTHING;
 INSERT INTO circle_levels_latest (circle_id, necessity, computed_at, stock, stock_unconfirmed, unconfirmed_age_s,
                                   daily_demand, demand_source, demand_observed, demand_observed_recent,
                                   days_of_supply, coverage, coverage_stock, outlets_expected, outlets_fresh, status,
-                                  lag_reports, lag_s, grade)
+                                  lag_reports, lag_s, grade, recorded_at)
 VALUES (%(circle_id)s, %(necessity)s, %(computed_at)s, %(stock)s, %(stock_unconfirmed)s, %(unconfirmed_age_s)s,
         %(daily_demand)s, %(demand_source)s, %(demand_observed)s, %(observed_raw)s::double precision[],
         %(days_of_supply)s, %(coverage)s, %(coverage_stock)s, %(outlets_expected)s, %(outlets_fresh)s, %(status)s,
-        %(lag_reports)s, %(lag_s)s, %(grade)s)
+        %(lag_reports)s, %(lag_s)s, %(grade)s, %(recorded_at)s)
 ON CONFLICT (circle_id, necessity) DO UPDATE
 SET computed_at = EXCLUDED.computed_at, stock = EXCLUDED.stock, stock_unconfirmed = EXCLUDED.stock_unconfirmed,
     unconfirmed_age_s = EXCLUDED.unconfirmed_age_s, daily_demand = EXCLUDED.daily_demand,
@@ -366,7 +414,8 @@ SET computed_at = EXCLUDED.computed_at, stock = EXCLUDED.stock, stock_unconfirme
     demand_observed_recent = EXCLUDED.demand_observed_recent, days_of_supply = EXCLUDED.days_of_supply, coverage = EXCLUDED.coverage,
     coverage_stock = EXCLUDED.coverage_stock, outlets_expected = EXCLUDED.outlets_expected,
     outlets_fresh = EXCLUDED.outlets_fresh, status = EXCLUDED.status,
-    lag_reports = EXCLUDED.lag_reports, lag_s = EXCLUDED.lag_s, grade = EXCLUDED.grade
+    lag_reports = EXCLUDED.lag_reports, lag_s = EXCLUDED.lag_s, grade = EXCLUDED.grade,
+    recorded_at = EXCLUDED.recorded_at
 WHERE circle_levels_latest.computed_at <= EXCLUDED.computed_at;
 
 -- ---------------------------------------------------------------- alerts

@@ -18,8 +18,11 @@ PRICES = TopicSpec("supply.prices.v1", "outlet_id", "validated outlet price repo
 DEADLETTER = TopicSpec("supply.deadletter.v1", "supplier_id", "rejected records and messages, with the reason")
 CIRCLE_LEVELS = TopicSpec("supply.circle-levels.v1", "circle_id", "derived levels: one message per circle per tick")
 ALERTS = TopicSpec("supply.alerts.v1", "fingerprint", "alert state changes")
+PRICE_LEVELS = TopicSpec(
+    "supply.price-levels.v1", "circle_id", "graded price levels: one message per circle (and '*', the city) per pass"
+)
 
-ALL: tuple[TopicSpec, ...] = (INVENTORY, PRICES, DEADLETTER, CIRCLE_LEVELS, ALERTS)
+ALL: tuple[TopicSpec, ...] = (INVENTORY, PRICES, DEADLETTER, CIRCLE_LEVELS, ALERTS, PRICE_LEVELS)
 
 #: Kafka header on the report messages the supplier API publishes. The API has
 #: already counted those records' feed health (accepted, duplicates) at its

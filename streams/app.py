@@ -24,7 +24,7 @@ import faust
 from baogong.settings import Settings
 from schema import topics
 from streams import metrics
-from streams.agents import levels, maintain, reports
+from streams.agents import levels, maintain, prices, reports
 from streams.state import WorkerState
 
 log = logging.getLogger(__name__)
@@ -36,7 +36,7 @@ log = logging.getLogger(__name__)
 GC_YOUNG_THRESHOLD = 50_000
 
 #: The topics a worker reads or writes.
-WORKER_TOPICS = (topics.INVENTORY, topics.PRICES, topics.DEADLETTER, topics.CIRCLE_LEVELS)
+WORKER_TOPICS = (topics.INVENTORY, topics.PRICES, topics.DEADLETTER, topics.CIRCLE_LEVELS, topics.PRICE_LEVELS)
 
 
 def wait_for_topics(
@@ -130,6 +130,7 @@ def create_app(settings: Settings) -> faust.App:
     reports.register(app, "price", topic(topics.PRICES), deadletter, state)
     levels.register(app, topic(topics.CIRCLE_LEVELS), state)
     maintain.register(app, state)  # rollups and retention, on the leader (schema/maintain.py)
+    prices.register(app, topic(topics.PRICE_LEVELS), state)  # price grades, on the leader (schema/prices.py)
     metrics.serve(app)  # /metrics on the Faust web port
 
     @app.on_before_shutdown.connect  # type: ignore[arg-type]  # mode types the signal loosely

@@ -1,11 +1,17 @@
-"""Circle levels: read the inputs, compute with `streams.levels`, store them; totals above circles.
+"""Circle levels: compute them from `streams.level_state`, store them; totals above circles.
 
-`refresh_levels` is called on a timer by the stream worker; it reads every
-circle's inputs in one query (`circle_inputs`), computes levels in Python
-(pure), and writes the history row and the latest row in one transaction,
-each with the stream lag it was given. Safe to run concurrently or twice at
-the same `now`: both writes are idempotent, and recomputing at the time of
-the latest level replaces its raw observed rate instead of adding another.
+`refresh_levels` computes the levels of every circle (or of some) as of `now` from a `LevelState` (the worker's
+leader keeps one in memory and passes it; without one a fresh state is read) and stores them in one
+transaction:
+
+* `circle_levels_latest` gets every computed level (with the stream lag it was given);
+* the history, `circle_levels`, gets a row only when the level changed (`history_due`: status, grade, any
+  number but the unconfirmed stock's age) or when the series' last history row is `HISTORY_EVERY` old, so a
+  quiet city writes one row a minute per series instead of one every pass, and a changing one loses nothing.
+
+Safe to run twice at the same `now` (both writes are idempotent), and recomputing at the time of the latest
+level replaces its raw observed rate instead of adding another. `live=True` marks a recomputation after new
+reports between periodic passes (`streams.levels.recent_rates`).
 
 `area_levels` computes the same levels for the areas above circles (each
 district and the whole city) from `area_totals`, where an outlet serving
@@ -14,19 +20,26 @@ several circles counts once. They are not stored.
 
 from __future__ import annotations
 
-from datetime import datetime
+import math
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any
 
 from psycopg_pool import AsyncConnectionPool
 
 from baogong.settings import Settings
-from schema.db import QUERIES, transaction
-from schema.emergency import freshness_caps, roman
+from schema.db import QUERIES, transaction, translate
+from schema.emergency import roman
 from schema.emergency import rules as grade_rules
+from streams.level_state import QUERIES as STATE_QUERIES
+from streams.level_state import LevelState
 from streams.levels import DEFAULT_DEMAND, CircleInputs, CircleLevel, DemandRule, Lag, Thresholds, compute_level
 
 #: `CircleLevel.circle_id` of the whole city in `area_levels`.
 CITY = "city"
+#: A series gets a history row at least this often, changed or not.
+HISTORY_EVERY = timedelta(minutes=1)
 
 
 def demand_rule(settings: Settings) -> DemandRule:
@@ -59,27 +72,161 @@ def _inputs(r: dict[str, Any], key: str, previous: bool) -> CircleInputs:
     )
 
 
+@dataclass(frozen=True, slots=True)
+class Stored:
+    """A series' latest stored level, as `history_due` compares it."""
+
+    computed_at: datetime
+    recorded_at: datetime | None
+    observed_raw: tuple[float, ...]
+    values: tuple[object, ...]
+
+
+def _values(
+    status: str, grade: int | None, source: str, counts: tuple[int, int], *numbers: float | None
+) -> tuple[object, ...]:
+    return (status, grade, source, counts, *numbers)
+
+
+def level_values(level: CircleLevel) -> tuple[object, ...]:
+    """What makes a level different from another (never the unconfirmed stock's age, which grows every pass)."""
+    return _values(
+        level.status.value,
+        level.grade,
+        level.demand_source.value,
+        (level.outlets_expected, level.outlets_fresh),
+        level.stock,
+        level.stock_unconfirmed,
+        level.daily_demand,
+        level.days_of_supply,
+        level.coverage,
+        level.coverage_stock,
+    )
+
+
+def _same(a: tuple[object, ...], b: tuple[object, ...]) -> bool:
+    if len(a) != len(b):
+        return False
+    for x, y in zip(a, b, strict=True):
+        if isinstance(x, float) and isinstance(y, float):
+            if not math.isclose(x, y, rel_tol=1e-9, abs_tol=1e-12):
+                return False
+        elif x != y:
+            return False
+    return True
+
+
+def history_due(stored: Stored | None, level: CircleLevel, every: timedelta = HISTORY_EVERY) -> bool:
+    """Whether `level` gets a history row: the series is new, changed, or its last row is `every` old."""
+    if stored is None or stored.recorded_at is None:
+        return True
+    if level.computed_at - stored.recorded_at >= every:
+        return True
+    return not _same(stored.values, level_values(level))
+
+
 async def refresh_levels(
     pool: AsyncConnectionPool,
     now: datetime,
     *,
     lag: Lag | None = None,
     demand: DemandRule = DEFAULT_DEMAND,
+    state: LevelState | None = None,
+    circles: Iterable[str] | None = None,
+    live: bool = False,
 ) -> list[CircleLevel]:
-    """Compute every circle's level of every necessity as of `now` and store them; return them.
+    """Compute the levels of `circles` (every circle when None) for every necessity as of `now`, store them
+    (module docstring) and return them.
 
-    `lag` (how far behind the report stream is) is stored in every row written
-    (NULL when not given). Raises `schema.db.DatabaseError` (nothing written).
+    `state` is brought up to date first (`LevelState.sync`); a fresh one is read when none is given. `live`:
+    only the circles whose stock that update changed (all of them after a reload; none: nothing is written
+    and [] returned), as a recomputation between periodic passes. `lag` (how far behind the report stream
+    is) is stored in every row written (NULL when not given). Raises `schema.db.DatabaseError` (nothing written).
     """
+    state = state if state is not None else LevelState()
+    try:
+        async with pool.connection() as reader:
+            touched = await state.sync(reader)
+    except Exception as exc:
+        raise _database_error(exc) from exc
+    chosen: Iterable[int] | None = None
+    if circles is not None:
+        chosen = [i for i in (state.circle_index(c) for c in circles) if i is not None]
+    elif live and not touched.everything:
+        if not touched.circles:
+            return []
+        chosen = touched.circles
     async with transaction(pool) as conn, conn.cursor() as cur:
-        await cur.execute(QUERIES["circle_inputs"], {"now": now, **freshness_caps()})
-        rows = await cur.fetchall()
-        levels = [compute_level(_inputs(r, r["circle_id"], True), now, rule=demand, lag=lag) for r in rows]
-        params = [_params(level) for level in levels]
-        if params:
-            await cur.executemany(QUERIES["insert_circle_level"], params)
-            await cur.executemany(QUERIES["upsert_circle_level_latest"], params)
+        await cur.execute(STATE_QUERIES["grades"], {"now": now})
+        grades = {r["circle_id"]: int(r["grade"]) for r in await cur.fetchall()}
+        await cur.execute(STATE_QUERIES["previous_levels"])
+        stored = {(r["circle_id"], r["necessity"]): _stored(r) for r in await cur.fetchall()}
+        previous = {key: (s.observed_raw, s.computed_at) for key, s in stored.items()}
+        levels = [
+            compute_level(i, now, rule=demand, lag=lag, live=live) for i in state.inputs(now, grades, chosen, previous)
+        ]
+        if levels:
+            await cur.execute(QUERIES["create_level_staging"])
+            async with cur.copy(QUERIES["copy_level_staging"]) as copy:
+                for level in levels:
+                    before = stored.get((level.circle_id, level.necessity))
+                    due = history_due(before, level)
+                    recorded = level.computed_at if due else None if before is None else before.recorded_at
+                    await copy.write_row((*_row(level), recorded, due))
+            await cur.execute(QUERIES["insert_history_from_staging"])
+            await cur.execute(QUERIES["upsert_latest_from_staging"])
     return levels
+
+
+def _row(level: CircleLevel) -> tuple[object, ...]:
+    """`level` in the staging table's column order, up to `grade`."""
+    return (
+        level.computed_at,
+        level.circle_id,
+        level.necessity,
+        level.stock,
+        level.stock_unconfirmed,
+        level.unconfirmed_age_s,
+        level.daily_demand,
+        level.demand_source.value,
+        level.demand_observed,
+        list(level.observed_raw) or None,
+        level.days_of_supply,
+        level.coverage,
+        level.coverage_stock,
+        level.outlets_expected,
+        level.outlets_fresh,
+        level.status.value,
+        level.lag_reports,
+        level.lag_s,
+        level.grade,
+    )
+
+
+def _stored(r: dict[str, Any]) -> Stored:
+    return Stored(
+        computed_at=r["computed_at"],
+        recorded_at=r["recorded_at"],
+        observed_raw=tuple(r["demand_observed_recent"] or ()),
+        values=_values(
+            r["status"],
+            r["grade"],
+            r["demand_source"],
+            (r["outlets_expected"], r["outlets_fresh"]),
+            r["stock"],
+            r["stock_unconfirmed"],
+            r["daily_demand"],
+            r["days_of_supply"],
+            r["coverage"],
+            r["coverage_stock"],
+        ),
+    )
+
+
+def _database_error(exc: Exception) -> Exception:
+    import psycopg
+
+    return translate(exc) if isinstance(exc, psycopg.Error) else exc
 
 
 async def area_levels(
@@ -98,30 +245,6 @@ async def area_levels(
         compute_level(_inputs(r, CITY if r["district"] is None else r["district"], False), now, rule=demand)
         for r in rows
     ]
-
-
-def _params(level: CircleLevel) -> dict[str, object]:
-    return {
-        "computed_at": level.computed_at,
-        "circle_id": level.circle_id,
-        "necessity": level.necessity,
-        "stock": level.stock,
-        "stock_unconfirmed": level.stock_unconfirmed,
-        "unconfirmed_age_s": level.unconfirmed_age_s,
-        "daily_demand": level.daily_demand,
-        "demand_source": level.demand_source.value,
-        "demand_observed": level.demand_observed,
-        "observed_raw": list(level.observed_raw) or None,
-        "days_of_supply": level.days_of_supply,
-        "coverage": level.coverage,
-        "coverage_stock": level.coverage_stock,
-        "outlets_expected": level.outlets_expected,
-        "outlets_fresh": level.outlets_fresh,
-        "status": level.status.value,
-        "lag_reports": level.lag_reports,
-        "lag_s": level.lag_s,
-        "grade": level.grade,
-    }
 
 
 def level_message(circle_id: str, levels: list[CircleLevel]) -> dict[str, object]:

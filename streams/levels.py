@@ -188,14 +188,23 @@ def observed_rate(sold_24h: float | None, stock_with_sold: float, stock: float, 
 
 
 def recent_rates(
-    prev: tuple[float, ...], prev_at: datetime | None, now: datetime, raw: float, keep: int
+    prev: tuple[float, ...],
+    prev_at: datetime | None,
+    now: datetime,
+    raw: float,
+    keep: int,
+    *,
+    replace_newest: bool = False,
 ) -> tuple[float, ...]:
     """The last `keep` raw rates with `raw` as the newest, oldest first.
 
     A previous computation at `now` or later is replaced, not followed: computing
-    twice at the same moment gives the same rates as computing once.
+    twice at the same moment gives the same rates as computing once. `replace_newest`
+    replaces it whenever it was: a live recomputation between two periodic passes
+    refines the newest rate instead of adding one, so smoothing spans the same time.
     """
-    base = prev[:-1] if prev and prev_at is not None and prev_at >= now else prev
+    replace = replace_newest or (prev_at is not None and prev_at >= now)
+    base = prev[:-1] if prev and replace else prev
     return (*base, raw)[-max(1, keep) :]
 
 
@@ -219,8 +228,11 @@ def compute_level(
     *,
     rule: DemandRule = DEFAULT_DEMAND,
     lag: Lag | None = None,
+    live: bool = False,
 ) -> CircleLevel:
     """The level of one circle and necessity at `now` (see the module docstring).
+
+    `live`: a recomputation after new reports, between periodic passes (see `recent_rates`).
 
     `demand_multiplier`, when given, overrides `rule.multiplier`. Under an emergency grade
     (`inputs.grade`) the multiplier is the larger of that and the grade's, and the thresholds are scaled.
@@ -238,7 +250,9 @@ def compute_level(
     observed: float | None = None
     rates: tuple[float, ...] = ()
     if raw is not None:
-        rates = recent_rates(inputs.prev_observed_raw, inputs.prev_computed_at, now, raw, rule.median_of)
+        rates = recent_rates(
+            inputs.prev_observed_raw, inputs.prev_computed_at, now, raw, rule.median_of, replace_newest=live
+        )
         observed = statistics.median(rates)
         source = DemandSource.OBSERVED
         demand = observed * multiplier

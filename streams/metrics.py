@@ -20,7 +20,9 @@ process serves its own. Code records through `METRICS`, e.g.
 - `baogong_levels_computed_timestamp_seconds` (gauge): Unix time of the last
   circle-level pass;
 - `baogong_level_pass_seconds` (histogram): time one level pass takes (lag,
-  read, compute, write).
+  read, compute, write);
+- `baogong_live_level_passes_total` (counter): live passes, each recomputing the
+  circles a committed batch of reports touched.
 
 Records per second are `rate(baogong_report_lines_written_total[1m])`. The
 lag and level gauges are set by the worker that computes levels (the
@@ -62,6 +64,7 @@ class WorkerMetrics:
     lag_seconds: Gauge
     levels_computed_at: Gauge
     level_pass_seconds: Histogram
+    live_passes: Counter
 
     @classmethod
     def create(cls, registry: CollectorRegistry | None = None) -> WorkerMetrics:
@@ -106,6 +109,9 @@ class WorkerMetrics:
             ),
             level_pass_seconds=Histogram(
                 "baogong_level_pass_seconds", "Seconds one circle-level pass takes", buckets=WRITE_BUCKETS, registry=r
+            ),
+            live_passes=Counter(
+                "baogong_live_level_passes", "Live passes recomputing the circles a batch touched", registry=r
             ),
         )
 

@@ -222,7 +222,47 @@ def write_history(
                     "VALUES ('supply.inventory.v1', %s, %s, %s, %s)",
                     (p, 1000 * (p + 1), now - timedelta(seconds=3), now - timedelta(seconds=2)),
                 )
+        _price_levels(conn, rng, now, circles, [n["code"] for n in necs], base)
     return History(now, start, tuple(circles), tuple(n["code"] for n in necs), districts, levels, feed_rows, alerts)
+
+
+def _price_levels(
+    conn: Any, rng: random.Random, now: datetime, circles: list[str], necessities: list[str], base: dict[str, float]
+) -> None:
+    """Graded price levels (issue 12) for yesterday and today, every circle and the city: calm, but rice in
+    C03 spikes today (ALPS CRISIS, plan grade III) with one of C03's outlets far above the median (a lead)."""
+    rows = []
+    for days_ago in (1, 0):
+        at = now - timedelta(days=days_ago)
+        day = (at + timedelta(hours=8)).date()  # Asia/Shanghai
+        for c in [*circles, "*"]:
+            for nec in necessities:
+                b = base[nec]
+                spike = c == "C03" and nec == "rice" and days_ago == 0
+                price = b * (1.55 if spike else rng.uniform(0.97, 1.08))
+                dev = (price - b) / (0.05 * b)
+                phase = "CRISIS" if dev >= 2 else "ALERT" if dev >= 1 else "STRESS" if dev >= 0.25 else "NORMAL"
+                grade = "III" if spike else "NONE"
+                rise = price / b - 1
+                rows.append((c, nec, day, at, price, rng.randint(3, 40), b, "rolling", 28, 0.05 * b, dev, phase, rise,
+                             rise, grade, False, spike or phase in ("ALERT", "CRISIS")))  # fmt: skip
+    with conn.cursor() as cur:
+        cur.executemany(
+            "INSERT INTO price_levels (circle_id, necessity, day, computed_at, price, outlets, baseline, baseline_kind,"
+            " history_days, sd, deviation, phase, rise_day, rise_week, plan_grade, stale, spiking)"
+            " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+            rows,
+        )
+        outlet = conn.execute(
+            "SELECT outlet_id FROM outlet_circles WHERE circle_id = 'C03' ORDER BY 1 LIMIT 1"
+        ).fetchone()
+        median = base["rice"] * 1.55
+        cur.execute(
+            "INSERT INTO price_leads (outlet_id, necessity, circle_id, day, first_at, last_at, price, circle_price,"
+            " ratio_max, phase, plan_grade) VALUES (%s, 'rice', 'C03', %s, %s, %s, %s, %s, %s, 'CRISIS', 'III')",
+            (outlet["outlet_id"], (now + timedelta(hours=8)).date(), now - timedelta(hours=2),
+             now - timedelta(minutes=5), median * 1.8, median, 1.8),
+        )  # fmt: skip
 
 
 def fill_rollups(url: str, now: datetime) -> Any:

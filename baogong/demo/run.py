@@ -25,6 +25,7 @@ import httpx
 
 from baogong import services
 from baogong.demo.emergency import DemoEmergency, lift_demo_emergencies
+from baogong.demo.prices import DemoPrices, price_history
 from baogong.demo.responder import DemoResponder
 from baogong.demo.simulator import Scenario, Simulator
 from baogong.settings import Settings
@@ -95,6 +96,7 @@ def run_demo(base: Settings, duration_s: float | None = None) -> int:
             "alert_clear_for_s": 10.0,
             "escalate_after_min": {"critical": 0.5, "high": 0.5},  # unacknowledged: the next team after 30 s
             "teams_reload_s": 5.0,
+            "price_every_s": 10.0,  # C05's rice spike is graded within seconds (baogong/demo/prices.py)
         }
     )
     url = settings.database_url.get_secret_value()
@@ -103,6 +105,7 @@ def run_demo(base: Settings, duration_s: float | None = None) -> int:
     migrate(url, on_apply=lambda m: print(f"  migration {m.version:04d}_{m.name} applied"))
     seeded = seed_demo(url)
     keys = {k.supplier_id: k.key for k in seeded.keys}
+    print(f"  {price_history(url, datetime.now(SHANGHAI), settings.price_min_history_days)}")
     logs = settings.state_dir / "logs"
     logs.mkdir(parents=True, exist_ok=True)
     env = {**os.environ, **settings.env()}
@@ -167,9 +170,11 @@ def _loop(
         _wait_api(client, api, procs)
         # Long enough for the page to escalate, the team to acknowledge and the goods to be dispatched.
         scenario = Scenario(short_until_s=130.0)
-        sim = Simulator(build_demo_city(), scenario)
+        city = build_demo_city()
+        sim = Simulator(city, scenario)
         team = DemoResponder(settings.database_url.get_secret_value(), scenario)
         emergency = DemoEmergency(settings.database_url.get_secret_value())  # grade III over C05 at t=40 s
+        prices = DemoPrices(settings.database_url.get_secret_value(), city, keys)  # C05's rice +45 % at t=40 s
         started = time.monotonic()
         next_push = 0.0
         pushed = 0
@@ -186,7 +191,8 @@ def _loop(
                 pushed += _push(client, api, keys, sim.records(elapsed, datetime.now(SHANGHAI)))
             team.act(elapsed)
             emergency.act(elapsed)
-            _draw(settings, scenario, elapsed, pushed, pages, [*team.lines(), *emergency.lines()])
+            prices.act(client, api, elapsed, datetime.now(SHANGHAI))
+            _draw(settings, scenario, elapsed, pushed, pages, [*team.lines(), *emergency.lines(), *prices.lines()])
             stop.wait(2.0)
     return 0
 
@@ -253,7 +259,7 @@ def _draw(settings: Settings, scenario: Scenario, elapsed: float, pushed: int, p
         "open alerts: "
         + (
             ", ".join(
-                f"{a['circle_id'] or a['rule']}/{a['necessity'] or '-'} {a['state']} ({a['severity']}"
+                f"{_subject(a)} {a['state']} ({a['severity']}"
                 + (f", escalated {a['escalation_level']}x" if a["escalation_level"] else "")
                 + ")"
                 for a in open_alerts
@@ -265,3 +271,9 @@ def _draw(settings: Settings, scenario: Scenario, elapsed: float, pushed: int, p
     out.append("pages received by the demo teams' channels:")
     out.extend(f"  {line}" for line in pages.lines[-8:]) if pages.lines else out.append("  (none yet)")
     print("\n".join(out), flush=True)
+
+
+def _subject(alert: dict[str, Any]) -> str:
+    """'C03/rice' for a shortage; the rule first for any other ('price_spike C05/rice', 'pipeline_stalled')."""
+    where = f"{alert['circle_id']}/{alert['necessity'] or '-'}" if alert["circle_id"] else ""
+    return where if alert["rule"] == "shortage" else f"{alert['rule']} {where}".strip()

@@ -51,6 +51,7 @@ READS: tuple[str, ...] = (
     "circles", "necessities", "suppliers", "business_types", "business_type_necessities", "outlets",
     "outlet_circles", "outlet_stock", "circle_levels_latest", "circle_levels_hourly", "circle_levels_daily",
     "prices_daily", "feed_health_hourly", "feed_health", "alerts", "pipeline_status", "stream_offsets",
+    "price_levels", "price_leads",
 )  # fmt: skip
 
 STATUSES = ("OK", "WATCH", "STALE", "SHORTAGE", "CRITICAL")  # worst last (PLAN10 order)
@@ -662,7 +663,132 @@ ORDER BY 1""",
     ),
 )
 
-DASHBOARDS: tuple[Dashboard, ...] = (CITY, CIRCLE_DETAIL, NECESSITY_VIEW, ALERTS, FEEDS, PIPELINE)
+# ---------------------------------------------------------------- prices (issue 12; price_levels, price_leads)
+
+PHASE_ZH = {"CRISIS": "危机", "ALERT": "预警", "STRESS": "关注", "NORMAL": "正常", "UNKNOWN": "未知"}
+
+
+def phase_zh(expr: str) -> str:
+    whens = " ".join(f"WHEN '{s}' THEN '{z}'" for s, z in PHASE_ZH.items())
+    return f"CASE {expr} {whens} ELSE {expr} END"
+
+
+def signed_pct(expr: str) -> str:
+    """A rise as text ('+35%'; '—' when unknown): a fall stays readable without a negative number in a cell."""
+    return f"coalesce(to_char(round(({expr} * 100)::numeric), 'FMSG990') || '%', '—')"
+
+
+PRICE_SCOPE = "(pl.circle_id = '*' OR c.district IN ($district))"
+PRICES = Dashboard(
+    uid="baogong-prices",
+    title="价格监测",
+    description="价格与基准、ALPS 预警阶段与预案涨幅等级、哄抬价格线索"
+    "（Prices: baselines, spike grades, gouging leads）",
+    variables=(DISTRICT, NECESSITY),
+    time_from="now-30d",
+    panels=(
+        Panel(
+            "价格与基准（生活圈×品类，每日）",
+            "timeseries",
+            f"""SELECT pl.computed_at AS "time", coalesce(c.name, '全市') || ' ' || n.name_zh || v.what AS metric,
+       v.value
+FROM price_levels pl
+JOIN necessities n ON n.code = pl.necessity
+LEFT JOIN circles c ON c.id = pl.circle_id
+CROSS JOIN LATERAL (VALUES (' 价格', pl.price), (' 基准', pl.baseline)) AS v (what, value)
+WHERE $__timeFilter(pl.computed_at) AND pl.necessity IN ($necessity) AND {PRICE_SCOPE} AND v.value IS NOT NULL
+ORDER BY 1""",
+            ("time", "metric", "value"),
+            fmt="time_series",
+            unit="currencyCNY",
+            width=24,
+            description="每个生活圈（及全市）每天最后一次计算的价格中位数与基准"
+            "（近 28 天日中位数的中位数；有一年历史后按去年同期季节调整）",
+        ),
+        Panel(
+            "当前价格等级",
+            "table",
+            f"""SELECT "生活圈", "品类", "价格", "基准", "偏离(σ)", "ALPS阶段", "预案等级", "日涨幅", "周涨幅",
+       "门店数", "更新"
+FROM (
+    SELECT DISTINCT ON (pl.circle_id, pl.necessity)
+           coalesce(c.name, '全市') AS "生活圈", n.name_zh AS "品类", pl.price AS "价格", pl.baseline AS "基准",
+           coalesce(to_char(pl.deviation, 'FMSG990.0'), '—') AS "偏离(σ)", {phase_zh("pl.phase")} AS "ALPS阶段",
+           CASE pl.plan_grade WHEN 'NONE' THEN '未达' WHEN 'UNKNOWN' THEN '未知' ELSE pl.plan_grade || '级' END
+               AS "预案等级",
+           {signed_pct("pl.rise_day")} AS "日涨幅", {signed_pct("pl.rise_week")} AS "周涨幅",
+           pl.outlets AS "门店数", pl.computed_at AS "更新", pl.spiking, pl.deviation AS dev
+    FROM price_levels pl
+    JOIN necessities n ON n.code = pl.necessity
+    LEFT JOIN circles c ON c.id = pl.circle_id
+    WHERE pl.day >= (SELECT max(day) FROM price_levels) - 7 AND pl.necessity IN ($necessity) AND {PRICE_SCOPE}
+    ORDER BY pl.circle_id, pl.necessity, pl.day DESC
+) t
+ORDER BY t.spiking DESC, t.dev DESC NULLS LAST""",
+            ("生活圈", "品类", "价格", "基准", "偏离(σ)", "ALPS阶段", "预案等级", "日涨幅", "周涨幅", "门店数", "更新"),
+            width=16,
+            height=10,
+            description="ALPS：偏离基准的标准差数，<0.25 正常、0.25–1 关注、1–2 预警、≥2 危机；"
+            "预案等级：日涨幅或周涨幅超过本市预案阈值（README「Price watch」）。无新鲜价格为「未知」",
+        ),
+        Panel(
+            "各品类价格分级（生活圈数）",
+            "table",
+            """SELECT n.name_zh AS "品类",
+       count(*) FILTER (WHERE t.phase = 'CRISIS') AS "危机", count(*) FILTER (WHERE t.phase = 'ALERT') AS "预警",
+       count(*) FILTER (WHERE t.phase = 'STRESS') AS "关注", count(*) FILTER (WHERE t.phase = 'NORMAL') AS "正常",
+       count(*) FILTER (WHERE t.phase = 'UNKNOWN') AS "未知",
+       count(*) FILTER (WHERE t.plan_grade NOT IN ('NONE', 'UNKNOWN')) AS "达预案等级"
+FROM (
+    SELECT DISTINCT ON (pl.circle_id, pl.necessity) pl.necessity, pl.phase, pl.plan_grade
+    FROM price_levels pl
+    JOIN circles c ON c.id = pl.circle_id
+    WHERE pl.day >= (SELECT max(day) FROM price_levels) - 7 AND pl.necessity IN ($necessity)
+      AND c.district IN ($district)
+    ORDER BY pl.circle_id, pl.necessity, pl.day DESC
+) t
+JOIN necessities n ON n.code = t.necessity
+GROUP BY n.code, n.name_zh
+ORDER BY 2 DESC, 3 DESC, n.code""",
+            ("品类", "危机", "预警", "关注", "正常", "未知", "达预案等级"),
+            width=8,
+            height=10,
+        ),
+        Panel(
+            "哄抬价格线索（市场监管局）",
+            "table",
+            f"""SELECT l.day AS "日期", c.name AS "生活圈", o.name AS "门店", s.name AS "经营者", n.name_zh AS "品类",
+       l.price AS "门店价格", l.circle_price AS "圈中位价", round(l.ratio_max::numeric, 2) AS "最高倍数",
+       {phase_zh("l.phase")} AS "ALPS阶段", l.plan_grade AS "预案等级", l.first_at AS "首次", l.last_at AS "最近"
+FROM price_leads l
+JOIN circles c ON c.id = l.circle_id
+JOIN outlets o ON o.id = l.outlet_id
+JOIN necessities n ON n.code = l.necessity
+LEFT JOIN suppliers s ON s.id = o.supplier_id
+WHERE l.last_at >= $__timeFrom()::timestamptz AND l.necessity IN ($necessity) AND c.district IN ($district)
+ORDER BY l.day DESC, l.ratio_max DESC""",
+            (
+                "日期",
+                "生活圈",
+                "门店",
+                "经营者",
+                "品类",
+                "门店价格",
+                "圈中位价",
+                "最高倍数",
+                "ALPS阶段",
+                "预案等级",
+                "首次",
+                "最近",
+            ),
+            width=24,
+            description="价格异常期间，门店价格高于所在生活圈中位价超过设定比例（默认 50%）；"
+            "每条线索的逐日价格见 `baogong prices leads`",
+        ),
+    ),
+)
+
+DASHBOARDS: tuple[Dashboard, ...] = (CITY, CIRCLE_DETAIL, NECESSITY_VIEW, PRICES, ALERTS, FEEDS, PIPELINE)
 
 
 # ---------------------------------------------------------------- building

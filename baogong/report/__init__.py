@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import UTC, date, datetime
 from pathlib import Path
+from typing import Any
 
 __all__ = ["write_report"]
 
@@ -31,6 +32,7 @@ def write_report(
     progress(f"report {day}: Chinese font {fonts.use(font)} ({font})")
     with connect(url) as conn:
         raw = data.fetch(conn, w)
+        price_rows, lead_rows = _prices(conn, day)
     progress(
         f"report {day}: read {len(raw.circles)} circles, {len(raw.last_levels)} last levels, "
         f"{len(raw.hourly)} hourly points, {len(raw.alerts)} alerts, {len(raw.feed)} suppliers"
@@ -70,8 +72,17 @@ def write_report(
         feed=feed,
         changes=data.changes(raw),
         charts=files,
+        prices=price_rows,
+        leads=lead_rows,
     )
     target = out_dir / f"{stem}.html"
     target.write_text(html.render(page), encoding="utf-8")
     progress(f"report {day}: wrote {target} ({len(risk)} at risk, {len(handled)} alerts, {len(files)} charts)")
     return target
+
+
+def _prices(conn: Any, day: date) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """The day's price levels that were not calm and its gouging leads (issue 12; schema/price_store.py)."""
+    from schema.price_store import leads, levels_of_day
+
+    return levels_of_day(conn, day), [r for r in leads(conn, day) if r["day"] == day]

@@ -56,6 +56,8 @@ class Page:
     feed: pd.DataFrame
     changes: pd.DataFrame
     charts: Mapping[str, str] = field(default_factory=dict)  # key -> PNG file name beside the page
+    prices: Sequence[Mapping[str, Any]] = ()  # price levels of the day that were not calm (price_levels rows)
+    leads: Sequence[Mapping[str, Any]] = ()  # gouging leads of the day (price_leads rows)
 
 
 def _e(x: Any) -> str:
@@ -222,6 +224,7 @@ def render(p: Page) -> str:
                 for c in p.changes.to_dict("records")
             ],
         ),
+        _price_section(p),
         '<p class="note">状态：严重短缺＞短缺＞数据不足＞关注＞正常。可供天数＝可确认库存÷日需求；'
         "覆盖率低于下限时为“数据不足”，既不报正常也不报短缺。时间为北京时间。</p>",
         "</body></html>",
@@ -241,3 +244,67 @@ def _task(a: Mapping[str, Any]) -> str:
         else ""
     )
     return f"#{int(a['task_id'])} {_e(state)}{extra}"
+
+
+PHASE_ZH = {"CRISIS": "危机", "ALERT": "预警", "STRESS": "关注", "NORMAL": "正常", "UNKNOWN": "未知"}
+
+
+def _money(v: Any) -> str:
+    return "—" if v is None else f"{float(v):.2f}"
+
+
+def _rise(v: Any) -> str:
+    return "—" if v is None else f"{float(v):+.0%}"
+
+
+def _price_section(p: Page) -> str:
+    """六、价格监测: the day's price levels that were not calm, both grades, and the gouging leads."""
+    head = "<h2>六、价格监测</h2>"
+    if not p.prices and not p.leads:
+        return head + '<p class="note">（当日各生活圈价格均在基准附近，无价格预警）</p>'
+    spiking = sum(1 for r in p.prices if r["spiking"])
+    out = [
+        head,
+        f"<p>价格异常（ALPS 预警及以上或达到预案涨幅等级）{spiking} 项，哄抬价格线索 {len(p.leads)} 条。</p>",
+        _table(
+            ["范围", "品类", "价格", "基准", "偏离(σ)", "ALPS", "预案等级", "日涨幅", "周涨幅"],
+            [
+                [
+                    _e(r["circle_name"] or r["circle_id"]),
+                    _e(r["necessity_name"]),
+                    _money(r["price"]),
+                    _money(r["baseline"]),
+                    "—" if r["deviation"] is None else f"{float(r['deviation']):.1f}",
+                    _e(PHASE_ZH.get(r["phase"], r["phase"])) + ("（无新鲜价格）" if r["stale"] else ""),
+                    {"NONE": "未达", "UNKNOWN": "未知"}.get(r["plan_grade"], f"{_e(r['plan_grade'])}级"),
+                    _rise(r["rise_day"]),
+                    _rise(r["rise_week"]),
+                ]
+                for r in p.prices
+            ],
+            numeric=(2, 3, 4, 7, 8),
+        ),
+    ]
+    if p.leads:
+        out.append(
+            _table(
+                ["生活圈", "门店", "品类", "门店价格", "圈中位价", "倍数"],
+                [
+                    [
+                        _e(r["circle_id"]),
+                        _e(r["outlet_name"]),
+                        _e(r["necessity_name"]),
+                        _money(r["price"]),
+                        _money(r["circle_price"]),
+                        f"{float(r['ratio_max']):.2f}",
+                    ]
+                    for r in p.leads
+                ],
+                numeric=(3, 4, 5),
+            )
+        )
+    out.append(
+        '<p class="note">ALPS：偏离基准（近 28 日日中位数的中位数）的标准差数，≥1 预警、≥2 危机；预案等级：'
+        "日涨幅或周涨幅超过本市预案阈值。哄抬线索供市场监管局核查（baogong prices leads）。</p>"
+    )
+    return "".join(out)

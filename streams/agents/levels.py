@@ -16,6 +16,14 @@ when no report arrived, so data going stale shows as STALE on time. One pass:
 A pass the database refuses is logged and skipped; the next tick tries
 again. Until one succeeds the heartbeat ages, which is what PipelineStalled
 watches.
+
+Live levels (also on the leader only): the leader keeps a `LevelState` (every outlet's stock in memory) and
+listens on `baogong_levels`, which PostgreSQL notifies when a batch of reports commits new stock or reference
+data changes (migration 0021). Woken, it waits `LIVE_GATHER_S` for commits landing together, brings the state up
+to date with just what was committed and recomputes, stores and publishes only the circles touched, with the
+lag the last full pass measured. Passes are at least `live_interval_s` apart, so a flood of reports costs a few
+passes a second, not one per batch. A lost connection is logged and reopened; meanwhile the full pass (which
+uses the same state) still runs, so levels are never older than one level interval.
 """
 
 from __future__ import annotations
@@ -32,12 +40,14 @@ from typing import Any
 
 import faust
 import orjson
+import psycopg
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from schema import topics
 from schema.db import QUERIES, DatabaseError, transaction
 from streams.circles import demand_rule, level_message, refresh_levels
 from streams.lag import LagTracker, PartitionLag, Written, total
+from streams.level_state import LevelState
 from streams.levels import CircleLevel, Lag
 from streams.metrics import METRICS
 from streams.state import WorkerState
@@ -50,6 +60,10 @@ SUPPLY = (topics.INVENTORY, topics.PRICES)
 OFFSETS_TIMEOUT_S = 5.0
 #: The heartbeat row this timer writes.
 STAGE = "levels"
+#: The channel PostgreSQL notifies when stock or what levels are computed from changes (migration 0021).
+CHANNEL = "baogong_levels"
+#: How long a woken live pass waits for more commits before it reads them.
+LIVE_GATHER_S = 0.02
 
 
 def register(app: faust.App, sink: faust.TopicT, state: WorkerState) -> None:
@@ -60,6 +74,16 @@ def register(app: faust.App, sink: faust.TopicT, state: WorkerState) -> None:
     worker = f"{settings.worker_id} on {socket.gethostname()} pid {os.getpid()}"
     demand = demand_rule(settings)
     measured = True  # whether the last pass could measure the lag (log changes only, not every tick)
+    levels_state = LevelState()
+    computing = asyncio.Lock()  # one pass at a time over the shared state
+    last_lag: list[Lag | None] = [None]  # the lag the last full pass measured, for live passes
+
+    async def publish(levels: list[CircleLevel]) -> None:
+        by_circle: dict[str, list[CircleLevel]] = defaultdict(list)
+        for level in levels:
+            by_circle[level.circle_id].append(level)
+        for circle_id, circle_levels in by_circle.items():
+            await sink.send(key=circle_id.encode(), value=orjson.dumps(level_message(circle_id, circle_levels)))
 
     @app.timer(interval=settings.level_interval_s, on_leader=True, name="circle_levels")
     async def circle_levels() -> None:
@@ -78,18 +102,55 @@ def register(app: faust.App, sink: faust.TopicT, state: WorkerState) -> None:
                 log.info("stream lag measured again")
         measured = parts is not None
         lag = None if parts is None else total(parts)
+        last_lag[0] = lag
         try:
-            levels = await refresh_levels(state.pool, now, lag=lag, demand=demand)
+            async with computing:
+                levels = await refresh_levels(state.pool, now, lag=lag, demand=demand, state=levels_state)
             await _heartbeat(state, now, lag, worker)
         except DatabaseError as exc:
             log.warning("circle levels not refreshed this tick: %s", exc)
             return
         _record(supply, parts, now, time.monotonic() - started)
-        by_circle: dict[str, list[CircleLevel]] = defaultdict(list)
-        for level in levels:
-            by_circle[level.circle_id].append(level)
-        for circle_id, circle_levels in by_circle.items():
-            await sink.send(key=circle_id.encode(), value=orjson.dumps(level_message(circle_id, circle_levels)))
+        await publish(levels)
+
+    @app.task
+    async def live_levels() -> None:
+        if not settings.live_levels:
+            return
+        await state.ready()
+        url = settings.database_url.get_secret_value()
+        backoff = 1.0
+        while True:
+            if not app.is_leader():
+                await asyncio.sleep(1.0)
+                continue
+            try:
+                async with await psycopg.AsyncConnection.connect(url, autocommit=True) as listener:
+                    await listener.execute(f"LISTEN {CHANNEL}")
+                    backoff = 1.0
+                    while app.is_leader():
+                        woken = False
+                        async for _ in listener.notifies(timeout=1.0, stop_after=1):
+                            woken = True
+                        if not woken:
+                            continue
+                        started = time.monotonic()
+                        await asyncio.sleep(LIVE_GATHER_S)
+                        await live_pass()
+                        await asyncio.sleep(max(0.0, settings.live_interval_s - (time.monotonic() - started)))
+            except (psycopg.Error, DatabaseError, OSError) as exc:
+                log.warning("live levels paused (%s); the full pass goes on, retrying in %.0fs", exc, backoff)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 30.0)
+
+    async def live_pass() -> None:
+        async with computing:
+            now = datetime.now(UTC)
+            levels = await refresh_levels(
+                state.pool, now, lag=last_lag[0], demand=demand, state=levels_state, live=True
+            )
+        METRICS.live_passes.inc()
+        await publish(levels)
 
     @app.on_before_shutdown.connect  # type: ignore[arg-type]  # mode types the signal loosely
     async def _close_offsets(sender: faust.App, **_: Any) -> None:

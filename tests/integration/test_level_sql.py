@@ -226,7 +226,8 @@ def test_every_number_of_circle_levels_latest(database_url: str) -> None:
     assert len(levels) == 6
     rows = latest(url)
     assert set(rows) == {(c, n) for c, _ in CIRCLES for n in ("rice", "milk")}
-    common = {"computed_at": now, "lag_reports": 7, "lag_s": 1.5, "grade": None}
+    # The first level of every series is history too: recorded when computed.
+    common = {"computed_at": now, "recorded_at": now, "lag_reports": 7, "lag_s": 1.5, "grade": None}
 
     # A rice. Expected: SA1, KA1, KA2 (PA1 is a pharmacy, DA1 inactive) = 3, all fresh: coverage 3/3 = 1.
     # Confirmed stock 500 (SA1) + 40 (KA1) + 60 (KA2) + 10 (PA1) = 610; nothing unconfirmed: stock share 1.
@@ -359,7 +360,7 @@ def test_every_number_of_circle_levels_latest(database_url: str) -> None:
     later = now + H
     refresh(url, later)
     rows2 = latest(url)
-    common2 = {"computed_at": later, "lag_reports": None, "lag_s": None, "grade": None}
+    common2 = {"computed_at": later, "recorded_at": later, "lag_reports": None, "lag_s": None, "grade": None}
     # A rice: KA1's 40 kg left with it; KA2's 60 kg is now 25 h old: unconfirmed (age 90,000 s).
     # Expected SA1, KA2 = 2, fresh SA1 only: 0.5 (just enough). Stock 500 + 10 (PA1) = 510;
     # share 510 / 570. 510 / 250 = 2.04 days: SHORTAGE.

@@ -36,6 +36,7 @@ def _level(at: datetime, days: float) -> dict[str, Any]:
         "lag_reports": 0,
         "lag_s": 0.0,
         "grade": None,
+        "recorded_at": at,
     }
 
 

@@ -22,9 +22,9 @@ def test_committed_json_is_what_the_generator_builds() -> None:
     assert committed == {dash.uid for dash in d.DASHBOARDS}
 
 
-def test_six_dashboards_in_chinese_with_their_variables_and_the_fixed_datasource() -> None:
+def test_seven_dashboards_in_chinese_with_their_variables_and_the_fixed_datasource() -> None:
     titles = {dash.title for dash in d.DASHBOARDS}
-    assert titles == {"城市总览", "生活圈详情", "品类视图", "告警", "数据源健康", "管道"}
+    assert titles == {"城市总览", "生活圈详情", "品类视图", "价格监测", "告警", "数据源健康", "管道"}
     detail = d.build(d.CIRCLE_DETAIL)
     assert [v["name"] for v in detail["templating"]["list"]] == ["district", "circle", "necessity"]
     multi = {v["name"]: v["multi"] and v["includeAll"] for v in detail["templating"]["list"]}
