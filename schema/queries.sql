@@ -96,35 +96,58 @@ ON CONFLICT (topic, partition) DO UPDATE
 SET next_offset = EXCLUDED.next_offset, message_at = EXCLUDED.message_at, written_at = EXCLUDED.written_at
 WHERE stream_offsets.next_offset <= EXCLUDED.next_offset;
 
+-- `seq` is the row's place in the attempt (the sink's own numbering), to name the duplicates.
+-- No JIT in the sink's transactions: a batch's statements take milliseconds, and the planner's guess for the
+-- staging table (no statistics) can cross jit_above_cost, which would spend ~80 ms compiling each one.
 -- name: create_report_staging
 CREATE TEMP TABLE IF NOT EXISTS report_line_staging (
     reported_at timestamptz, outlet_id text, necessity text, line_key text, quantity double precision,
-    sold_24h double precision, supplier_id text, message_id text, received_at timestamptz
+    sold_24h double precision, supplier_id text, message_id text, received_at timestamptz, seq integer
 ) ON COMMIT DELETE ROWS;
+SET LOCAL jit = off;
 
 -- name: clear_report_staging
 TRUNCATE report_line_staging;
 
 -- name: copy_report_staging
 COPY report_line_staging (reported_at, outlet_id, necessity, line_key, quantity, sold_24h, supplier_id, message_id,
-                          received_at)
+                          received_at, seq)
 FROM STDIN;
 
 -- One row per (outlet, necessity, reported_at, line_key) in the staging table
 -- (the sink sums a message's lines sharing a key, and keeps the first of a key
--- repeated across messages); answers the keys that were new.
+-- repeated across messages). No ON CONFLICT: a third cheaper, and the usual
+-- batch holds no row stored before; when one does (a redelivery), the unique
+-- violation rolls the attempt's savepoint back and the sink writes it again
+-- with `insert_reports_from_staging_naming_duplicates`.
 -- name: insert_reports_from_staging
 INSERT INTO outlet_reports (reported_at, outlet_id, necessity, line_key, quantity, sold_24h, supplier_id, message_id,
                             received_at)
 SELECT reported_at, outlet_id, necessity, line_key, quantity, sold_24h, supplier_id, message_id, received_at
-FROM report_line_staging
-ON CONFLICT (outlet_id, necessity, reported_at, line_key) DO NOTHING
-RETURNING outlet_id, necessity, reported_at, line_key;
+FROM report_line_staging;
+
+-- The same, skipping the rows stored before and answering their `seq` (duplicates).
+-- name: insert_reports_from_staging_naming_duplicates
+WITH inserted AS (
+    INSERT INTO outlet_reports (reported_at, outlet_id, necessity, line_key, quantity, sold_24h, supplier_id,
+                                message_id, received_at)
+    SELECT reported_at, outlet_id, necessity, line_key, quantity, sold_24h, supplier_id, message_id, received_at
+    FROM report_line_staging
+    ON CONFLICT (outlet_id, necessity, reported_at, line_key) DO NOTHING
+    RETURNING outlet_id, necessity, reported_at, line_key
+)
+SELECT s.seq FROM report_line_staging s
+WHERE NOT EXISTS (
+    SELECT FROM inserted i
+    WHERE i.outlet_id = s.outlet_id AND i.necessity = s.necessity AND i.reported_at = s.reported_at
+      AND i.line_key = s.line_key
+);
 
 -- An outlet's stock of a necessity is the sum of all its stored lines at its
 -- newest reported_at (a report split over several messages adds up; the same
 -- reported_at again re-sums the same rows); a late, older report never
--- overwrites a newer one.
+-- overwrites a newer one. The sum is an index lookup per outlet and necessity
+-- (LATERAL), never a scan of the day's partition, however large it grows.
 -- name: upsert_stock_from_staging
 WITH newest AS (
     SELECT outlet_id, necessity, max(reported_at) AS reported_at
@@ -132,10 +155,14 @@ WITH newest AS (
     GROUP BY outlet_id, necessity
 )
 INSERT INTO outlet_stock (outlet_id, necessity, quantity, sold_24h, reported_at, updated_at)
-SELECT r.outlet_id, r.necessity, sum(r.quantity), sum(r.sold_24h), r.reported_at, now()
+SELECT n.outlet_id, n.necessity, s.quantity, s.sold_24h, n.reported_at, now()
 FROM newest n
-JOIN outlet_reports r ON r.outlet_id = n.outlet_id AND r.necessity = n.necessity AND r.reported_at = n.reported_at
-GROUP BY r.outlet_id, r.necessity, r.reported_at
+CROSS JOIN LATERAL (
+    SELECT sum(r.quantity) AS quantity, sum(r.sold_24h) AS sold_24h
+    FROM outlet_reports r
+    WHERE r.outlet_id = n.outlet_id AND r.necessity = n.necessity AND r.reported_at = n.reported_at
+) s
+WHERE s.quantity IS NOT NULL
 ON CONFLICT (outlet_id, necessity) DO UPDATE
 SET quantity = EXCLUDED.quantity, sold_24h = EXCLUDED.sold_24h,
     reported_at = EXCLUDED.reported_at, updated_at = EXCLUDED.updated_at
@@ -144,21 +171,35 @@ WHERE outlet_stock.reported_at <= EXCLUDED.reported_at;
 -- name: create_price_staging
 CREATE TEMP TABLE IF NOT EXISTS price_staging (
     reported_at timestamptz, outlet_id text, necessity text, price double precision,
-    supplier_id text, message_id text, received_at timestamptz
+    supplier_id text, message_id text, received_at timestamptz, seq integer
 ) ON COMMIT DELETE ROWS;
+SET LOCAL jit = off;
 
 -- name: clear_price_staging
 TRUNCATE price_staging;
 
 -- name: copy_price_staging
-COPY price_staging (reported_at, outlet_id, necessity, price, supplier_id, message_id, received_at) FROM STDIN;
+COPY price_staging (reported_at, outlet_id, necessity, price, supplier_id, message_id, received_at, seq) FROM STDIN;
 
+-- As insert_reports_from_staging: no ON CONFLICT, the sink falls back on a unique violation.
 -- name: insert_prices_from_staging
 INSERT INTO prices (reported_at, outlet_id, necessity, price, supplier_id, message_id, received_at)
 SELECT reported_at, outlet_id, necessity, price, supplier_id, message_id, received_at
-FROM price_staging
-ON CONFLICT (outlet_id, necessity, reported_at) DO NOTHING
-RETURNING outlet_id, necessity, reported_at;
+FROM price_staging;
+
+-- name: insert_prices_from_staging_naming_duplicates
+WITH inserted AS (
+    INSERT INTO prices (reported_at, outlet_id, necessity, price, supplier_id, message_id, received_at)
+    SELECT reported_at, outlet_id, necessity, price, supplier_id, message_id, received_at
+    FROM price_staging
+    ON CONFLICT (outlet_id, necessity, reported_at) DO NOTHING
+    RETURNING outlet_id, necessity, reported_at
+)
+SELECT s.seq FROM price_staging s
+WHERE NOT EXISTS (
+    SELECT FROM inserted i
+    WHERE i.outlet_id = s.outlet_id AND i.necessity = s.necessity AND i.reported_at = s.reported_at
+);
 
 -- Feed health: one row per supplier, minute and path; counts only grow.
 -- name: add_feed_health

@@ -631,6 +631,27 @@ def encode_report(kind: Kind, supplier_id: str, received_at: datetime, group: Re
     )
 
 
+def _typed_dict(model: type[BaseModel], **annotations: Any) -> Any:
+    """The model's fields and constraints as a TypedDict (pydantic-core validates into plain dicts, ~3x faster
+    than into model instances); `annotations` replace some fields' types, keeping their constraints."""
+    fields: dict[str, Any] = {}
+    for name, info in model.model_fields.items():
+        annotation = annotations.get(name, info.annotation)
+        annotated = Annotated[(annotation, *info.metadata)] if info.metadata else annotation
+        fields[name] = annotated if info.is_required() else NotRequired[annotated]  # type: ignore[valid-type]
+    typed = TypedDict(f"{model.__name__}Dict", fields)  # type: ignore[misc]
+    typed.__pydantic_config__ = model.model_config  # type: ignore[attr-defined]
+    return typed
+
+
+#: The report models as TypedDicts, lines included: `validate_report`'s fast path. Built from the models,
+#: so they accept exactly the same JSON (the models' one field validator, `_aware`, is applied after).
+_REPORT_DICTS: dict[Kind, TypeAdapter[Any]] = {
+    kind: TypeAdapter(_typed_dict(model, lines=list[_typed_dict(LINE_MODELS[kind])]))  # type: ignore[misc]
+    for kind, model in REPORT_MODELS.items()
+}
+
+
 def validate_report(kind: Kind, raw: bytes, ctx: Context) -> tuple[_Report | None, list[Accepted], list[Rejection]]:
     """Validate one message from a supply topic, as the stream worker sees it.
 
@@ -639,8 +660,79 @@ def validate_report(kind: Kind, raw: bytes, ctx: Context) -> tuple[_Report | Non
     rejection per bad one (index = position in `lines`), whether a line breaks
     the line model (a negative quantity) or the rules (an unknown unit): a bad
     line never costs the good lines beside it. The report's `supplier_id` must
-    own the outlet, exactly as on the HTTP path.
+    own the outlet, exactly as on the HTTP path. The report comes back as its
+    envelope (`_Report`: supplier, outlet, times), never with its lines.
+
+    A report whose every line is usual (own outlet, a catalogue necessity, a
+    unit spelling accepted before, in the time window, plausible numbers) is
+    accepted by a fast path (`_fast_report`, ~4x faster); any other goes
+    through the models and `_accept`, which have the last word and the
+    reasons. A test holds the two to the same verdicts.
     """
+    fast = _fast_report(kind, raw, ctx)
+    if fast is not None:
+        return fast
+    return _full_report(kind, raw, ctx)
+
+
+def _fast_report(kind: Kind, raw: bytes, ctx: Context) -> tuple[_Report, list[Accepted], list[Rejection]] | None:
+    """Every line of a usual report accepted, or None: something is unusual, ask `_full_report`."""
+    try:
+        body = _REPORT_DICTS[kind].validate_json(raw)
+    except ValidationError:
+        return None
+    supplier_id, outlet_id = body["supplier_id"], body["outlet_id"]
+    reported_at = body["reported_at"]
+    if reported_at.tzinfo is None:
+        reported_at = reported_at.replace(tzinfo=SHANGHAI)
+    at = reported_at.timestamp()
+    window = _Window.of(ctx)
+    if ctx.outlet_owner.get(outlet_id) != supplier_id or not window.earliest <= at <= window.latest:
+        return None
+    inventory = kind == "inventory"
+    ceilings = _ceilings_of(ctx, outlet_id) if inventory else ctx.price_ceiling
+    units, factors, sold_multiple, no_ceiling = ctx.units, _FACTORS, SOLD_24H_MULTIPLE, -math.inf
+    floor = -1.0 if inventory else 0.0  # as validate_records' fast path
+    good: list[Accepted] = []
+    for index, ln in enumerate(body["lines"]):
+        get = ln.get
+        necessity = get("necessity")
+        if not (
+            necessity is not None
+            and (canonical := units.get(necessity)) is not None
+            and (per := factors.get((ln["unit"], canonical))) is not None
+            and floor
+            < (value := ln["quantity"] * per if inventory else ln["price"] / per)
+            <= (ceiling := ceilings.get(necessity, no_ceiling))
+            and (not inventory or (sold := get("sold_24h")) is None or (sold := sold * per) <= ceiling * sold_multiple)
+        ):
+            return None
+        message_id = get("message_id")
+        good.append(
+            Accepted(
+                index,
+                outlet_id,
+                necessity,
+                value,
+                canonical,
+                reported_at,
+                sold if inventory else None,
+                message_id,
+                at,
+                message_id or get("sku") or "",
+            )
+        )
+    received_at = body.get("received_at")
+    if received_at is not None and received_at.tzinfo is None:
+        received_at = received_at.replace(tzinfo=SHANGHAI)
+    envelope = _Report.model_construct(
+        v=1, supplier_id=supplier_id, outlet_id=outlet_id, reported_at=reported_at, received_at=received_at
+    )
+    return envelope, good, []
+
+
+def _full_report(kind: Kind, raw: bytes, ctx: Context) -> tuple[_Report | None, list[Accepted], list[Rejection]]:
+    """`validate_report` through the report models and `_accept`, line by line: the last word and the reasons."""
     bad: list[Rejection] = []
     try:
         report = REPORT_MODELS[kind].model_validate_json(raw)

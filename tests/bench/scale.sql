@@ -33,3 +33,7 @@ SELECT levels_at FROM pipeline_status WHERE id = 'levels';
 
 -- name: stored_lines
 SELECT count(*) AS n FROM outlet_reports;
+
+-- name: written_messages
+-- Messages of a topic the worker has written (its partitions' offsets start at 0).
+SELECT coalesce(sum(next_offset), 0)::bigint AS n FROM stream_offsets WHERE topic = %(topic)s;

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -113,6 +114,42 @@ def test_redeliveries_are_skipped_and_counted_once_mixed_suppliers_exactly(datab
     result, _ = write(database_url, second)  # the whole batch again: nothing written, nothing counted
     assert result.skipped == 5
     assert health(database_url) == {"s1": (2, 1, 0, 0), "s2": (1, 2, 0, 0)}
+
+
+def test_text_with_copys_special_characters_is_stored_as_sent(database_url: str) -> None:
+    # the sink sends its rows as COPY text it formats itself: tab, newline, CR and backslash must come back intact
+    seed_tiny_city(database_url)
+    at = NOW - timedelta(minutes=5, microseconds=123457)
+    odd = ["tab\there", "new\nline", "cr\rhere", "back\\slash\\N", "\\N", "plain 中文"]
+    batch = [message(i, "s1", [line("O1", "rice", 0.1 + i, at, key)]) for i, key in enumerate(odd)]
+    result, refused = write(database_url, batch)
+    assert refused == [] and result.new == len(odd)
+    with connect(database_url) as conn:
+        rows = conn.execute("SELECT message_id, line_key, quantity, reported_at FROM outlet_reports").fetchall()
+    assert sorted((r["message_id"], r["line_key"], r["quantity"], r["reported_at"]) for r in rows) == sorted(
+        (key, key, 0.1 + i, at) for i, key in enumerate(odd)
+    )
+    prices = [
+        MessageWrite(
+            Position("t.supply.prices.v1", 0, i, NOW),
+            "s1",
+            keyed_rows("price", "s1", NOW, [line("O1", "rice", 1.0 / 3 + i, at + timedelta(seconds=i), key)]),
+            FeedCounts(),
+            b"{}",
+        )
+        for i, key in enumerate(odd)
+    ]
+    result, refused = write(database_url, prices, kind="price")
+    assert refused == [] and result.new == len(odd)
+    result, _ = write(
+        database_url,
+        [replace(m, position=replace(m.position, offset=m.position.offset + 10)) for m in prices],
+        kind="price",
+    )
+    assert (result.new, result.duplicates) == (0, len(odd))  # stored before: named, not new
+    with connect(database_url) as conn:
+        got = conn.execute("SELECT message_id, price FROM prices ORDER BY reported_at").fetchall()
+    assert [(r["message_id"], r["price"]) for r in got] == [(key, 1.0 / 3 + i) for i, key in enumerate(odd)]
 
 
 def test_a_row_the_database_refuses_is_isolated_and_the_rest_written(database_url: str) -> None:

@@ -542,3 +542,88 @@ def test_the_fast_path_agrees_with_accept(rows: list[dict[str, object]]) -> None
             got: dict[int, Accepted | Rejection] = {a.index: a for a in good}
             got.update((r.index, r) for r in bad)
             assert [got[e.index] for e in expected] == expected
+
+
+@st.composite
+def _usual_lines(draw: st.DrawFn) -> dict[str, object]:
+    """A line the fast path takes (with TYPED and outlet O1), unless `_reports` breaks something."""
+    necessity, unit = draw(
+        st.sampled_from([("rice", "kg"), ("rice", "斤"), ("rice", "g"), ("rice", "5kg"), ("milk", "L"), ("milk", "ml")])
+    )
+    line: dict[str, object] = {
+        "necessity": necessity,
+        "unit": unit,
+        "quantity": draw(st.one_of(st.floats(0, 1000), st.integers(0, 100))),
+    }
+    if draw(st.booleans()):
+        line["sold_24h"] = draw(st.floats(0, 50))
+    if draw(st.booleans()):
+        line["message_id"] = draw(st.sampled_from(["m-1", "m-2", "t\tab"]))
+    if draw(st.integers(0, 3)) == 0:
+        line["sku"] = draw(st.sampled_from(["RICE-5KG", "NOPE"]))
+    return line
+
+
+@st.composite
+def _reports(draw: st.DrawFn) -> bytes:
+    """A report message as a supplier's producer might write it: mostly usual, sometimes wrong anywhere."""
+    lines = []
+    usual = draw(st.booleans())  # every line usual, then perhaps one thing wrong: the fast path's edges
+    for row in draw(st.lists(_usual_lines() if usual else _rows(), min_size=0 if not usual else 1, max_size=8)):
+        line = {k: v for k, v in row.items() if k not in ("outlet_id", "reported_at")}
+        if draw(st.integers(0, 29 if usual else 9)) == 0:  # a line the line model refuses, or stray fields
+            line[draw(st.sampled_from(["quantity", "unit", "necessity", "message_id", "extra"]))] = draw(
+                st.sampled_from([-1, "", None, "lots", "a\x00b", "x" * 200, 3])
+            )
+        if draw(st.integers(0, 29 if usual else 4)) == 0:
+            line["price"] = draw(st.sampled_from([0, 3, 2.5, 1e308, -1]))
+        lines.append(line)
+    body: dict[str, object] = {
+        "v": 1,
+        "supplier_id": "s1" if usual and draw(st.integers(0, 5)) else draw(st.sampled_from(["s1", "s2", "", "s\x001"])),
+        "outlet_id": draw(st.sampled_from(["O1", "O1", "C1", "P1", "U1", "W1", "O3", "O9"])),
+        "reported_at": AT
+        if usual and draw(st.integers(0, 5))
+        else draw(
+            st.sampled_from([AT, "2026-11-25 11:00:00", "2026-11-25T12:06:00+08:00", "2026-10-01T00:00Z", "soon"])
+        ),
+        "lines": lines,
+    }
+    if draw(st.booleans()):
+        body["received_at"] = draw(st.sampled_from([AT, "2026-11-25 11:30:00", None]))
+    if draw(st.integers(0, 19)) == 0:
+        body[draw(st.sampled_from(["v", "kind", "supplier_id", "lines"]))] = draw(st.sampled_from([2, "price", 7, []]))
+    return orjson.dumps(body)
+
+
+@settings(max_examples=400, deadline=None, derandomize=True, database=None)
+@given(_reports())
+def test_the_reports_fast_path_agrees_with_the_models(raw: bytes) -> None:
+    """validate_report's fast path says of every report exactly what the models and _accept say."""
+    from schema.contract import _fast_report, _full_report
+
+    for kind in ("inventory", "price"):
+        message = raw if kind == "inventory" else raw.replace(b'"quantity"', b'"price"')
+        for ctx in (TYPED, SKU_CTX):
+            for _ in range(2):  # the second time every unit spelling is in the factor cache
+                expected = _full_report(kind, message, ctx)
+                fast = _fast_report(kind, message, ctx)
+                got = validate_report(kind, message, ctx)
+                if fast is not None:
+                    assert fast[1:] == expected[1:] and fast[2] == []
+                assert got[1:] == expected[1:]
+                if expected[0] is None:
+                    assert got[0] is None
+                else:
+                    fields = ("v", "supplier_id", "outlet_id", "reported_at", "received_at")
+                    assert got[0] is not None
+                    assert [getattr(got[0], f) for f in fields] == [getattr(expected[0], f) for f in fields]
+
+
+def test_a_usual_report_takes_the_fast_path() -> None:
+    from schema.contract import _fast_report
+
+    good, _ = validate_records("inventory", [rec(), rec(necessity="milk", unit="L", sold_24h=3)], CTX, "s1")
+    raw = encode_report("inventory", "s1", NOW, claims.plan("inventory", "s1", good).groups()[0])
+    fast = _fast_report("inventory", raw, CTX)
+    assert fast is not None and fast[1:] == validate_report("inventory", raw, CTX)[1:] and len(fast[1]) == 2
