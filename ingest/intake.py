@@ -87,7 +87,10 @@ class Intake:
         if counts.dead_lettered:
             sent = outcome.rejected[: counts.dead_lettered]
             payloads = [records[r.index] if r.index >= 0 else None for r in sent]
-            await self._publisher.dead_letter(supplier_id, source, kind, sent, payloads)
+            try:  # what was accepted above stays accepted: a dead-letter failure is logged, never answered
+                await self._publisher.dead_letter(supplier_id, source, kind, sent, payloads)
+            except Exception:
+                log.exception("supplier %s: %d dead letters not sent", supplier_id, len(sent))
         if counts.dead_lettered < len(outcome.rejected):
             log.warning(
                 "supplier %s: %d rejects over the dead-letter cap were counted, not dead-lettered",

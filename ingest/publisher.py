@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import reprlib
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -39,6 +40,36 @@ log = logging.getLogger(__name__)
 TOPICS: dict[Kind, topics.TopicSpec] = {"inventory": topics.INVENTORY, "price": topics.PRICES}
 #: Report messages say they came through the API: the worker then leaves their feed-health counts to it.
 _VIA_API: list[tuple[str, str | bytes | None]] = [(topics.VIA_HEADER, topics.VIA_API)]
+
+
+#: A dead letter larger than this once encoded, or not encodable at all, carries its payload truncated.
+MAX_LETTER_BYTES = 64 * 1024
+#: Characters of payload a truncated dead letter keeps.
+TRUNCATED_PAYLOAD_CHARS = 4096
+_SHORT = reprlib.Repr()
+_SHORT.maxlevel, _SHORT.maxdict, _SHORT.maxlist, _SHORT.maxstring, _SHORT.maxother = 12, 50, 50, 1000, 200
+
+
+def encode_letter(body: dict[str, Any]) -> bytes:
+    """A dead letter as JSON; never raises, and never exceeds `MAX_LETTER_BYTES` (plus the rejection's own text).
+
+    A payload that JSON cannot carry (nested deeper than the encoder goes, or
+    too large for a Kafka message) is replaced by a bounded Python-literal
+    rendering of it, `payload_truncated: true` saying so: the record that
+    was refused stays recognisable without failing the request that sent it.
+    """
+    try:
+        encoded = orjson.dumps(body, default=str)
+        if len(encoded) <= MAX_LETTER_BYTES:
+            return encoded
+    except (TypeError, ValueError, RecursionError):  # orjson.JSONEncodeError is a TypeError
+        pass
+    try:
+        text = _SHORT.repr(body.get("payload"))
+    except Exception:  # a payload odd enough to break repr itself: say only what type it was
+        text = f"<unprintable {type(body.get('payload')).__name__}>"
+    safe = {**body, "payload": text[:TRUNCATED_PAYLOAD_CHARS], "payload_truncated": True}
+    return orjson.dumps(safe, default=str)
 
 
 class PublishFailed(Exception):
@@ -172,7 +203,7 @@ class Publisher:
                         **rejection.as_dict(),
                         "payload": payload,
                     }
-                    await self._produce(topic, key, orjson.dumps(body, default=str), delivery.report)
+                    await self._produce(topic, key, encode_letter(body), delivery.report)
             finally:
                 self._await_deliveries()
             await asyncio.wait_for(asyncio.shield(delivery.future), self._timeout_s + 10)
