@@ -139,8 +139,8 @@ def run_demo(base: Settings, duration_s: float | None = None) -> int:
             except subprocess.TimeoutExpired:
                 p.kill()
         pages.server.shutdown()
-        services.down(settings)
-        print("demo stopped; services down.")
+        services.down(settings)  # only what `services up` started here; a server that was already running stays
+        print("demo stopped (services it started are stopped; ones already running were left as they were).")
 
 
 def _write_report(settings: Settings) -> None:
