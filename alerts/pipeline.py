@@ -5,8 +5,8 @@
         -> deliver (notifiers, retry)
 
 Rules: SupplyShortage, PriceSpike and PanicBuying (responders; alerts.rules.price),
-SupplierFeedQuality and PipelineStalled (operators). Levels that are not current (`alerts.rules.pipeline.Currency`)
-are unknown to the shortage rule, and are what PipelineStalled pages about.
+SupplierFeedQuality, SupplierRequestsRefused and PipelineStalled (operators). Levels that are not current
+(`alerts.rules.pipeline.Currency`) are unknown to the shortage rule, and are what PipelineStalled pages about.
 
 Who is paged: the responder teams (`schema.teams_store.load_directory_async`,
 reloaded every `teams_reload_s`), routed by `alerts.route`; with no team
@@ -49,7 +49,7 @@ from alerts.model import Policy
 from alerts.notify import ChannelError, Notifier, build, parse_channel
 from alerts.notify.webhook import WebhookNotifier
 from alerts.route import on_call
-from alerts.rules import feed, pipeline, price, shortage
+from alerts.rules import feed, pipeline, price, refusals, shortage
 from baogong.settings import Settings
 from schema.db import DatabaseError, make_pool, transaction
 from schema.teams import Directory
@@ -191,6 +191,7 @@ async def run(settings: Settings) -> None:
         rules = [
             shortage.rule(settings.hysteresis, currency),
             feed.rule(settings.feed_reject_ratio, settings.feed_min_rejects, settings.feed_window_min),
+            refusals.rule(settings.refused_ratio, settings.refused_min_requests, settings.feed_window_min),
             pipeline.rule(currency),
             price.spike_rule(settings.price_max_age_s),
             price.panic_rule(settings.price_max_age_s, currency),

@@ -164,18 +164,10 @@ def _seed_city(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _api(settings: Settings, args: argparse.Namespace) -> int:
-    import uvicorn
-
     from ingest.http import create_app
+    from ingest.server import serve
 
-    uvicorn.run(
-        create_app(settings),
-        host=settings.api_host,
-        port=settings.api_port,
-        log_level="info",
-        log_config=None,
-        access_log=False,
-    )
+    serve(create_app(settings), settings)
     return 0
 
 

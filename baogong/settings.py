@@ -55,6 +55,9 @@ class Settings(BaseModel):
     api_key: SecretStr | None = Field(None, description="the supplier key `baogong push` uses")
     api_host: str = "127.0.0.1"
     api_port: int = 8088
+    api_metrics_port: int = Field(
+        6067, ge=0, description="the API's Prometheus /metrics port on api_host, not the suppliers' (0: none)"
+    )
     max_request_bytes: int = Field(10 * 1024 * 1024, description="HTTP bodies above this get 413")
     api_db_connections: int = Field(
         32,
@@ -93,6 +96,29 @@ class Settings(BaseModel):
     rate_limit_burst: float = Field(200_000.0, description="records an API key may send at once")
     deadletter_per_minute: float = Field(1_000.0, description="dead letters per supplier per minute, beyond: counted")
     dedup_window_h: int = Field(48, description="how long a record's idempotency key is remembered")
+    body_timeout_s: float = Field(60.0, gt=0, description="a request body not received within this gets 408")
+    header_timeout_s: float = Field(10.0, gt=0, description="a request's headers not received within this get 408")
+    keep_alive_s: float = Field(5.0, gt=0, description="an idle keep-alive connection is closed after this")
+    max_header_bytes: int = Field(16 * 1024, ge=1024, description="request line and headers above this get 431")
+    max_headers: int = Field(64, ge=8, description="requests with more headers than this get 431")
+    api_max_connections: int = Field(
+        2048, ge=16, description="connections and requests one API process holds at once; beyond, 503 at once"
+    )
+    xlsx_max_unpacked_bytes: int = Field(
+        100 * 1024 * 1024, description="XLSX files unpacking (zip central directory) to more than this get 413"
+    )
+    xlsx_max_ratio: float = Field(200.0, gt=1, description="XLSX members compressed more than this ratio get 413")
+    xlsx_max_rows: int = Field(100_001, ge=2, description="XLSX sheets with more rows (header included) get 413")
+    xlsx_max_columns: int = Field(64, ge=1, description="XLSX sheets with a cell past this column get 413")
+    max_rejections_listed: int = Field(
+        100, ge=1, description="an answer lists this many rejections; the rest are counted by reason and downloadable"
+    )
+    rejection_report_ttl_s: float = Field(
+        3600.0, gt=0, description="GET /v1/rejections/{request_id} serves a request's full rejection list this long"
+    )
+    key_cache_s: float = Field(
+        1.0, ge=0, le=5, description="an API process re-reads a key after this (revocation takes effect within it)"
+    )
 
     circle_walk_km: float = Field(
         WALK_KM, gt=0, description="an outlet serves every circle whose centre is this close (schema/circles.py)"
@@ -155,6 +181,10 @@ class Settings(BaseModel):
     feed_window_min: int = Field(10, description="minutes of feed health the feed-quality rule looks at")
     feed_reject_ratio: float = Field(0.5, description="feed alert when this share of a feed's records is rejected")
     feed_min_rejects: int = Field(50, description="... and at least this many were rejected in the window")
+    refused_ratio: float = Field(
+        0.5, gt=0, le=1, description="SupplierRequestsRefused when this share of a key's requests is refused"
+    )
+    refused_min_requests: int = Field(20, ge=1, description="... and at least this many were refused in the window")
     notify_timeout_s: float = Field(10.0, gt=0, description="longest one notifier call may take, all included")
     notify_lease_s: float = Field(
         60.0,

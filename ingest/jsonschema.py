@@ -48,23 +48,80 @@ def load_schema(name: str) -> dict[str, Any]:
     return dict(json.loads((CONTRACT_DIR / f"{name}.json").read_text(encoding="utf-8")))
 
 
+XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+_EXAMPLES: dict[str, dict[str, Any]] = {
+    "inventory-record": {
+        "outlet_id": "C01-S001",
+        "necessity": "rice",
+        "quantity": 120,
+        "unit": "kg",
+        "reported_at": "2025-01-20T09:30:00+08:00",
+    },
+    "price-record": {
+        "outlet_id": "C01-S001",
+        "necessity": "rice",
+        "price": 6.5,
+        "unit": "kg",
+        "reported_at": "2025-01-20T09:30:00+08:00",
+    },
+}
+
+
+def _table(header: str, row: str) -> dict[str, Any]:
+    return {
+        "schema": {"type": "string", "description": "header row with the field names, then one record per row"},
+        "example": f"{header}\n{row}\n",
+    }
+
+
+def _upload() -> dict[str, Any]:
+    return {
+        "schema": {
+            "type": "object",
+            "required": ["file"],
+            "properties": {
+                "file": {
+                    "type": "string",
+                    "format": "binary",
+                    "description": "a CSV, NDJSON, JSON or XLSX file; format by its Content-Type or file name",
+                }
+            },
+        }
+    }
+
+
 def request_body_openapi(record: str) -> dict[str, Any]:
-    """OpenAPI requestBody for an ingest endpoint: the record schema in every accepted format."""
+    """OpenAPI requestBody for an ingest endpoint: the record schema in every accepted format, with examples."""
     item = load_schema(record)
-    table = {"type": "string", "description": "header row with the record's field names, one record per row"}
+    example = _EXAMPLES[record]
+    header = ",".join(example)
+    row = ",".join(str(v) for v in example.values())
     return {
         "requestBody": {
             "required": True,
             "content": {
-                "application/json": {"schema": {"type": "array", "items": item}},
-                "application/x-ndjson": {"schema": {"type": "string", "description": "one JSON record per line"}},
-                "text/csv": {"schema": table},
-                "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet": {
-                    "schema": {"type": "string", "format": "binary"}
+                "application/json": {"schema": {"type": "array", "items": item}, "example": [example]},
+                "application/x-ndjson": {
+                    "schema": {"type": "string", "description": "one JSON record per line"},
+                    "example": json.dumps(example, ensure_ascii=False) + "\n",
                 },
-                "multipart/form-data": {
-                    "schema": {"type": "object", "properties": {"file": {"type": "string", "format": "binary"}}}
-                },
+                "text/csv": _table(header, row),
+                XLSX: {"schema": {"type": "string", "format": "binary", "description": "first sheet, header row 1"}},
+                "multipart/form-data": _upload(),
+            },
+        }
+    }
+
+
+def sku_body_openapi() -> dict[str, Any]:
+    """OpenAPI requestBody for PUT /v1/skus: a SKU map as CSV, XLSX or a multipart upload."""
+    return {
+        "requestBody": {
+            "required": True,
+            "content": {
+                "text/csv": _table("sku,necessity,pack_quantity,pack_unit,description", "RICE-5KG,rice,5,kg,5 kg bag"),
+                XLSX: {"schema": {"type": "string", "format": "binary", "description": "first sheet, header row 1"}},
+                "multipart/form-data": _upload(),
             },
         }
     }

@@ -58,8 +58,13 @@ def push_file(
             chunk = records[start : start + batch]
             answer = _send(client, ENDPOINTS[kind], chunk, max_retries)
             result.accepted += int(answer.get("accepted", 0))
-            result.duplicates += len(answer.get("duplicates", []))
-            for rej in answer.get("rejected", []):
+            result.duplicates += int(answer.get("duplicates_count", len(answer.get("duplicates", []))))
+            listed = answer.get("rejected", [])
+            if answer.get("rejections_report"):  # the answer listed only the first rejections: fetch them all
+                report = client.get(str(answer["rejections_report"]))
+                if report.status_code == 200:
+                    listed = report.json()["rejected"]
+            for rej in listed:
                 index = start + int(rej["index"])
                 rej = {**rej, "index": index}
                 if parsed.lines is not None:

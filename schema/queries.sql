@@ -2,9 +2,9 @@
 
 -- ---------------------------------------------------------------- ingest
 
--- A key in its rotation grace period (revoked_at in the future) still works.
+-- A key in its rotation grace period (revoked_at in the future) still works; revoked_in_s says how long.
 -- name: api_key_lookup
-SELECT supplier_id, key_hash, NULL::timestamptz AS revoked_at
+SELECT supplier_id, key_hash, extract(epoch FROM revoked_at - now())::float8 AS revoked_in_s
 FROM api_keys
 WHERE prefix = %(prefix)s AND (revoked_at IS NULL OR revoked_at > now());
 

@@ -27,6 +27,7 @@ class Api:
     prefix: str
     log: Path
     database_url: str
+    metrics_url: str = ""
 
     def post(self, path: str, supplier: str = "s1", **kw: Any) -> httpx.Response:
         headers = {"Authorization": f"Bearer {self.keys[supplier].key}", **kw.pop("headers", {})}
@@ -41,13 +42,14 @@ def start_api(bootstrap: str, database_url: str, prefix: str, log: Path, **overr
     """A real `baogong api` process on the tiny city (tests/support.py), answering when this yields."""
     keys = seed_tiny_city(database_url)
     port = free_port()
+    overrides.setdefault("api_metrics_port", free_port())
     settings = Settings.from_env(
         kafka_bootstrap=bootstrap, database_url=database_url, topic_prefix=prefix, api_port=port, **overrides
     )
     with baogong_process(["api"], settings.env(), log):
         url = f"http://127.0.0.1:{port}"
         wait_for(lambda: _up(url), 60, "the API")
-        yield Api(url, keys, bootstrap, prefix, log, database_url)
+        yield Api(url, keys, bootstrap, prefix, log, database_url, f"http://127.0.0.1:{settings.api_metrics_port}")
 
 
 @pytest.fixture
