@@ -295,3 +295,25 @@ def test_a_revoked_key_stops_within_a_second_and_a_grace_period_ends_on_time(api
     assert api.post("/v1/inventory", supplier="s2", json=[rec("O3", message_id="rv-5")]).status_code == 401
     fresh = httpx.post(api.url + "/v1/inventory", json=[rec("O3", message_id="rv-6")], headers={"X-API-Key": new.key})
     assert fresh.status_code == 200
+
+
+# ---------------------------------------------------------------- conversions checked on every path
+
+
+def test_conversions_are_finite_and_positive_over_http_and_sku_maps(api: Api) -> None:
+    r = api.post("/v1/inventory", json=[rec(qty=1e308, unit="t"), rec(unit="0kg"), rec(qty=0, message_id="zero")])
+    out = r.json()
+    assert r.status_code == 200 and out["accepted"] == 1  # zero stock is a quantity like any other
+    assert sorted(x["field"] for x in out["rejected"]) == ["quantity", "unit"]
+    skus = "sku,necessity,pack_quantity,pack_unit\nZ,rice,0,kg\nH,rice,1e308,t\nN,rice,nan,kg\nE,rice,1,0kg\n"
+    skus += "OK,rice,5,kg\n"
+    up = httpx.put(api.url + "/v1/skus", content=skus, headers={**auth(api), "Content-Type": "text/csv"})
+    assert up.status_code == 200 and up.json()["upserted"] == 1
+    assert [(x["line"], x["field"]) for x in up.json()["rejected"]] == [
+        (2, "pack_quantity"),
+        (3, "pack_unit"),
+        (4, "pack_quantity"),
+        (5, "pack_unit"),
+    ]
+    by_sku = api.post("/v1/inventory", json=[{**rec(qty=1e306, unit="bag"), "sku": "OK", "necessity": None}])
+    assert by_sku.status_code == 422 and by_sku.json()["rejected"][0]["field"] == "quantity"
