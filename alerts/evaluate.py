@@ -7,7 +7,9 @@ must be told"):
 
 1. for each rule: read its subjects, its open alerts and (for reopening)
    the alerts it resolved within `reopen_window_s`; step each through
-   `alerts.model.advance`;
+   `alerts.model.advance` (in a circle under an emergency grade the hold
+   before firing is that grade's `timer_factor` times as long; the hold
+   before resolving is not shortened);
 2. close open alerts whose circle no longer exists (`close_removed`);
 3. escalate or re-notify what is due (`alerts.escalate.due`) among open,
    paged alerts that are not silenced (an alert's circle under an emergency
@@ -54,6 +56,7 @@ from alerts.rules import Rule
 from alerts.rules.shortage import RULE as SHORTAGE_RULE
 from alerts.silence import Silence, silenced
 from schema.db import QUERIES, Row, transaction
+from schema.emergency import GradeRules
 from schema.emergency import rules as grade_rules
 from schema.emergency_store import QUERIES as EMERGENCY_QUERIES
 
@@ -117,9 +120,8 @@ async def evaluate_once(
                 recent = {r["fingerprint"]: _alert(r) for r in await cur.fetchall()}
             for verdict in verdicts:
                 before = open_alerts.get(verdict.fingerprint) or recent.get(verdict.fingerprint)
-                result = advance(
-                    before, verdict, rule.name, now, rule.policy or lifecycle.policy, lifecycle.reopen_window_s
-                )
+                policy = wave.hold(rule.policy or lifecycle.policy, verdict.labels.get("circle"))
+                result = advance(before, verdict, rule.name, now, policy, lifecycle.reopen_window_s)
                 if result.alert is None or (result.alert == before and not result.changes):
                     continue
                 await wave.apply(result)
@@ -206,6 +208,16 @@ class _Run:
             if alert.silence_id is None:
                 self._notice(alert, change.page or Event.FIRED, change.kind, alert.teams, change.detail)
 
+    def emergency(self, circle_id: str | None) -> GradeRules | None:
+        """The rules of the emergency grade in force for `circle_id` (the city's for alerts of no circle)."""
+        return grade_rules(self.grades.get(circle_id, self.grades.get(None)))
+
+    def hold(self, policy: Policy, circle_id: str | None) -> Policy:
+        """`policy` with the hold before firing shortened by the circle's emergency grade (`timer_factor`): in an
+        emergency a shortage pages sooner. The hold before resolving stays: recovering is never rushed."""
+        rules = self.emergency(circle_id)
+        return policy if rules is None else replace(policy, for_s=policy.for_s * rules.timer_factor)
+
     async def escalate(self, alert: Alert) -> None:
         """Escalate or re-notify `alert` if due; page again an alert whose silence ended while it fires."""
         if self.silence(alert) is not None:
@@ -220,7 +232,7 @@ class _Run:
             return
         holder = self.routing.kind(alert.teams[-1])
         timers = self.lifecycle.timers
-        emergency = grade_rules(self.grades.get(alert.circle_id, self.grades.get(None)))
+        emergency = self.emergency(alert.circle_id)
         if emergency is not None:  # the alert's circle is under an emergency: every wait is shorter
             timers = timers.scaled(emergency.timer_factor)
         due = escalate.due(alert, self.routing.next_teams(alert.teams), holder, timers, self.now)

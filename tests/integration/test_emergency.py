@@ -370,3 +370,46 @@ def test_the_demo_declares_over_one_circle_shows_before_and_after_and_lifts_its_
     with connect(url) as conn:
         left = list_emergencies(conn, datetime.now(UTC) + H)
     assert [e.id for e in left] == [someone_else.id]
+
+
+def test_a_shortage_in_a_circle_under_grade_i_pages_after_a_quarter_of_the_hold(
+    database_url: str, tmp_path: Path
+) -> None:
+    """Alerts fire after holding 60 s; T1 at grade I (waits x0.25) after 15 s, T2 still pending then."""
+    from alerts.escalate import Timers
+    from alerts.evaluate import Lifecycle, evaluate_once
+    from alerts.model import Policy
+    from alerts.notify import Notifier, parse_channel
+    from alerts.pipeline import Teams, default_receivers
+    from alerts.rules import pipeline, shortage
+    from schema.teams_store import import_teams
+    from tests.integration.test_paging import alert_row, seed_city, set_levels, teams_file
+
+    url = database_url
+    seed_city(url)
+    hooks = {name: "http://127.0.0.1:9/unused" for name in ("T1-team", "T2-team", "T1-owner", "district", "city")}
+    assert not import_teams(url, teams_file(tmp_path / "teams.yaml", hooks), channel_check=parse_channel).rejected
+    with connect(url) as conn:
+        declare(conn, Scope("circle", "T1"), Grade.I, "T1 封控", "ops-wang", NOW - M10)
+    life = Lifecycle(Policy(for_s=60, clear_for_s=60), Timers({"critical": 10}, {"critical": 2}))
+    rules = [shortage.rule(0.2, pipeline.Currency(stall_after_s=120, max_lag_s=60))]
+    critical = {("T1", "rice"): 0.5, ("T2", "rice"): 0.5}
+
+    async def run() -> None:
+        pool = make_pool(url, max_size=2)
+        await pool.open(wait=True)
+        try:
+            async with httpx.AsyncClient(timeout=5) as client:
+                notifiers: dict[str, Notifier] = {}
+                defaults, fallback = default_receivers(Settings.from_env({}, database_url=url), client)
+                teams = Teams(pool, client, defaults, fallback, notifiers, reload_s=3600)
+                for seconds in (0, 20):  # both pending at 0; 20 s later past T1's 15 s hold, short of T2's 60
+                    now = NOW + timedelta(seconds=seconds)
+                    set_levels(url, now, critical)
+                    await evaluate_once(pool, now, rules, await teams.routing(now), life)
+        finally:
+            await pool.close()
+
+    asyncio.run(run())
+    assert alert_row(url, "T1", "rice")["state"] == "firing"
+    assert alert_row(url, "T2", "rice")["state"] == "pending"
