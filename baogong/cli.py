@@ -22,6 +22,7 @@
     baogong outlets import FILE       the outlet registry (CSV/XLSX)
     baogong teams import|list|oncall|route   responder teams, who is on call, where a page goes
     baogong tasks list|show|dispatch|deliver|review   supply tasks of acknowledged shortages
+    baogong simulate [--rate R]       feed a synthetic city's reports to the API (baogong/simulate.py)
     baogong emergency declare|lift|list|key   emergency grades IV–I and operator keys (baogong/cli_emergency.py)
     baogong prices refresh|show|leads   price watch: grades, gouging leads (baogong/cli_prices.py)
     baogong contract export           write the JSON Schemas in schema/contract/
@@ -161,6 +162,25 @@ def _seed_city(settings: Settings, args: argparse.Namespace) -> int:
     for supplier_id, name, key in result.keys:
         print(f"  {supplier_id:24} {key}  {name}")
     return 0
+
+
+def _simulate(settings: Settings, args: argparse.Namespace) -> int:
+    from baogong.simulate import UnknownKeys, simulate
+
+    try:
+        done = simulate(
+            settings.database_url.get_secret_value(),
+            settings.api_url,
+            rate=args.rate,
+            duration_s=args.duration,
+            seed=args.seed,
+        )
+    except UnknownKeys as exc:
+        print(f"baogong: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 0
+    return 1 if done.rejected or done.failed_requests else 0
 
 
 def _api(settings: Settings, args: argparse.Namespace) -> int:
@@ -340,6 +360,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--population", type=int, help="city: residents (default: the demo city's 47 per outlet)")
     p.add_argument("--replace", action="store_true", help="city: delete the database's city and its history first")
     p.set_defaults(func=_seed)
+
+    p = sub.add_parser("simulate", help="feed a synthetic city's reports to the API at a steady pace")
+    p.add_argument("--rate", type=float, default=2000.0, help="records per second (default 2,000)")
+    p.add_argument("--duration", type=float, default=None, help="seconds to run (default: until Ctrl-C)")
+    p.add_argument("--seed", type=int, default=2024, help="the --seed the city was seeded with (its demo keys)")
+    p.set_defaults(func=_simulate)
 
     sub.add_parser("api", help="run the supplier HTTP API").set_defaults(func=_api)
 

@@ -73,3 +73,7 @@ LEFT JOIN outlet_circles oc ON oc.outlet_id = o.id
 WHERE o.active
 GROUP BY o.id, m.circle_id
 ORDER BY o.id;
+
+-- name: known_key_prefixes
+-- Which of these key prefixes the database holds, unrevoked (`baogong simulate` finds the city's demo keys).
+SELECT prefix FROM api_keys WHERE prefix = ANY(%(prefixes)s) AND revoked_at IS NULL;
