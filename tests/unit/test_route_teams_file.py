@@ -355,7 +355,7 @@ def test_the_demo_teams_file_fits_the_demo_city() -> None:
         assert team.rotation.shift == timedelta(days=1) and len(on_call(team, now)) == 1
         assert escalation_chain(d, team.id) == [team.id, f"{c.id}-owner", "beilin-commerce", "city-commerce"]
     assert route(d, {"alertname": "PipelineStalled", "severity": "critical"}) == ["operators"]
-    assert route(d, {"alertname": "PriceSpike", "circle": "C03"}) == ["market-supervision", "C03-team"]
+    assert route(d, {"alertname": "PriceSpike", "circle": "C03"}) == ["market-supervision"]
     assert route(d, {"alertname": "SupplyShortage", "circle": "C99"}) == ["city-commerce"]
     people: list[Member] = [m for t in d.teams.values() for m in t.members]
     assert all(m.name.endswith("（示例）") and m.phone.startswith("1380000") for m in people), "clearly synthetic"
