@@ -62,6 +62,7 @@ from schema.registry import Registry
 
 log = logging.getLogger(__name__)
 RETRY = {"Retry-After": "5"}
+CLOSE = {"Connection": "close"}
 
 
 def _tune_gc() -> None:
@@ -167,11 +168,15 @@ def create_app(settings: Settings, metrics: ApiMetrics | None = None) -> FastAPI
             return await asyncio.to_thread(_parse_xlsx, body, xlsx_limits)
 
     def refused(exc: Exception) -> tuple[Outcome, JSONResponse]:
-        """The answer to a body that was refused before any record was looked at."""
+        """The answer to a body that was refused before any record was looked at.
+
+        413 and 408 close the connection: the rest of the body is never read
+        (a client streaming without end would otherwise be drained forever).
+        """
         if isinstance(exc, TooLarge):
-            return "oversize", error(413, f"{exc.args[0]}; split it into smaller batches")
+            return "oversize", error(413, f"{exc.args[0]}; split it into smaller batches", headers=CLOSE)
         if isinstance(exc, TooSlow):
-            return "timeout", error(408, str(exc.args[0]))
+            return "timeout", error(408, str(exc.args[0]), headers=CLOSE)
         return "bad_request", error(400, str(exc))
 
     async def ingest(request: Request, kind: Kind) -> JSONResponse:

@@ -128,8 +128,8 @@ def rotate_key(url: str, supplier_id: str, grace: timedelta) -> IssuedKey:
     a key already due to be revoked sooner keeps its sooner time. Concurrent
     rotations of one supplier run one after the other (row lock on the
     supplier), so the last one's key is the one left standing. The API stops
-    accepting an old key when its `revoked_at` passes (plus the API's key cache
-    TTL). Raises ValueError for a negative grace, UnknownSupplier, or a DatabaseError.
+    accepting an old key when its `revoked_at` passes (its key cache never holds
+    a key past that time). Raises ValueError for a negative grace, UnknownSupplier, or a DatabaseError.
     """
     if grace < timedelta(0):
         raise ValueError(f"grace must not be negative, got {grace}")
@@ -149,7 +149,7 @@ def revoke_key(url: str, prefix: str) -> bool:
 
     True if this call revoked it; False if no key has that prefix or it was
     already revoked (`key_info` tells which). Idempotent. The API stops
-    accepting the key within its key cache TTL. Raises a DatabaseError.
+    accepting the key within a second (its key cache, `key_cache_s`). Raises a DatabaseError.
     """
     with connect(url) as conn:
         return conn.execute(KEY_QUERIES["revoke_key"], {"prefix": prefix}).fetchone() is not None
