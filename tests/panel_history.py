@@ -179,6 +179,19 @@ def write_history(
                                         int(rng.random() < 0.01)))  # fmt: skip
                         feed_rows += 1
 
+        # ---- requests the API answered, per key and outcome, over the last hour (the API keeps one day)
+        with (
+            conn.cursor() as cur,
+            cur.copy("COPY feed_requests (supplier_id, key_prefix, minute, outcome, requests) FROM STDIN") as copy,
+        ):
+            outcomes = ("ok", "rejected", "bad_request", "oversize", "throttled", "timeout")
+            for s_i, s in enumerate(suppliers):
+                for m in range(60):
+                    minute = now.replace(second=0, microsecond=0) - timedelta(minutes=m)
+                    for outcome in outcomes:
+                        if outcome == "ok" or (s_i == 0 and rng.random() < 0.5):  # the first supplier misbehaves
+                            copy.write_row((s, f"k{s_i:07d}", minute, outcome, rng.randint(1, 30)))
+
         # ---- alerts: one every ~2 h somewhere, acknowledged within minutes, resolved within hours; some open
         alerts = 0
         t = start + timedelta(minutes=30)

@@ -51,7 +51,7 @@ READS: tuple[str, ...] = (
     "circles", "necessities", "suppliers", "business_types", "business_type_necessities", "outlets",
     "outlet_circles", "outlet_stock", "circle_levels_latest", "circle_levels_hourly", "circle_levels_daily",
     "prices_daily", "feed_health_hourly", "feed_health", "alerts", "pipeline_status", "stream_offsets",
-    "price_levels", "price_leads",
+    "price_levels", "price_leads", "feed_requests",
 )  # fmt: skip
 
 STATUSES = ("OK", "WATCH", "STALE", "SHORTAGE", "CRITICAL")  # worst last (PLAN10 order)
@@ -576,6 +576,25 @@ GROUP BY s.name
 ORDER BY 6 DESC NULLS LAST, 1""",
             ("供应商", "接收", "拒收", "重复", "死信", "拒收率"),
             width=24,
+        ),
+        Panel(
+            "被拒请求（按供应商与密钥）",
+            "table",
+            """SELECT s.name AS "供应商", r.key_prefix AS "密钥前缀",
+       coalesce(sum(r.requests) FILTER (WHERE r.outcome = 'ok'), 0) AS "正常",
+       coalesce(sum(r.requests) FILTER (WHERE r.outcome = 'rejected'), 0) AS "全部拒收",
+       coalesce(sum(r.requests) FILTER (WHERE r.outcome = 'bad_request'), 0) AS "无法解析",
+       coalesce(sum(r.requests) FILTER (WHERE r.outcome = 'oversize'), 0) AS "超限",
+       coalesce(sum(r.requests) FILTER (WHERE r.outcome = 'throttled'), 0) AS "限流",
+       coalesce(sum(r.requests) FILTER (WHERE r.outcome = 'timeout'), 0) AS "超时"
+FROM feed_requests r
+JOIN suppliers s ON s.id = r.supplier_id
+WHERE $__timeFilter(r.minute)
+GROUP BY s.name, r.key_prefix
+ORDER BY sum(r.requests) FILTER (WHERE r.outcome <> 'ok') DESC NULLS LAST, 1, 2""",
+            ("供应商", "密钥前缀", "正常", "全部拒收", "无法解析", "超限", "限流", "超时"),
+            width=24,
+            description="API 对每个密钥的应答（保留一天）：持续被拒的密钥会触发 SupplierRequestsRefused 告警",
         ),
     ),
 )
