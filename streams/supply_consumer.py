@@ -20,13 +20,19 @@ pass. Offsets are committed to Kafka by hand, never automatically.
 
 The pipeline of one consumer, assembled in `SupplyConsumer.run`:
 
-1. fetch: `getmany(max_records=sink_batch_size)`, waiting at most
-   `sink_max_wait_s` when nothing is there (a message that arrives alone
-   goes on at once; under load a batch is what accumulated meanwhile);
-2. prepare batch N+1 (`prepare`: skip what is written, validate) while
-3. batch N is written (`write`: one database transaction with its rows, feed
-   health and offsets); a queue of one batch sits between the two stages;
-4. commit batch N's offsets to Kafka, strictly after its write and in order.
+1. fetch: `getmany(max_records=sink_batch_size x sink_writers)`, waiting at
+   most `sink_max_wait_s` when nothing is there (a message that arrives
+   alone goes on at once; under load a batch is what accumulated meanwhile),
+   split into one batch per writer: partition p goes to writer p mod
+   `sink_writers`, always the same one, so a partition's batches are written
+   and committed in order;
+2. prepare each batch (`prepare`: skip what is written, validate) while
+3. the writers write the batches before it (`write`: one database
+   transaction with its rows, feed health and offsets); a queue of one
+   batch sits before each writer, so preparing runs at most one batch ahead;
+4. each writer commits its batch's offsets to Kafka, strictly after the
+   write. Writers work on disjoint partitions, hence disjoint outlets (the
+   key of a report): their transactions do not wait on each other's rows.
 
 Failure rules:
 
@@ -54,6 +60,7 @@ import asyncio
 import logging
 import socket
 from collections.abc import Awaitable, Callable, Mapping, Sequence
+from contextlib import suppress
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Generic, TypeVar
@@ -117,6 +124,8 @@ def membership(settings: Settings) -> Membership:
 Prepare = Callable[[Sequence[Any], Mapping[TP, int]], Awaitable[B]]
 Write = Callable[[B], Awaitable[None]]
 ReadWritten = Callable[[Sequence[TP]], Awaitable[Mapping[TP, Written]]]
+#: A writer's queue: prepared batches with the offsets to commit after them; None ends the writer.
+Queue = asyncio.Queue[tuple[B, dict[TP, int]] | None]
 
 
 def seek_target(committed: int | None, written: Written, log_end: int, recent: int | None) -> int | None:
@@ -165,6 +174,8 @@ class SupplyConsumer(Generic[B]):
         self._running = False
         self._in_flight = 0  # batches fetched and not yet written and committed
         self._idle = asyncio.Condition()
+        self._positioned = asyncio.Event()  # the assigned partitions are where they should start
+        self._floor: dict[TP, int] = {}  # where the last seek put each partition
         self._done = asyncio.Event()
 
     def partitions(self) -> int | None:
@@ -219,14 +230,16 @@ class SupplyConsumer(Generic[B]):
             await consumer.stop()
             return
         consumer.subscribe([self.topic], listener=_Listener(self))
-        queue: asyncio.Queue[tuple[B, dict[TP, int]] | None] = asyncio.Queue(maxsize=1)
-        writer = asyncio.ensure_future(self._write_stage(queue))
+        queues: list[Queue[B]] = [asyncio.Queue(maxsize=1) for _ in range(max(1, self.settings.sink_writers))]
+        writers = [asyncio.ensure_future(self._write_stage(queue)) for queue in queues]
         try:
-            await self._fetch_stage(consumer, queue)
-            await queue.put(None)
-            await writer
+            await self._fetch_stage(consumer, queues)
+            for queue in queues:
+                await queue.put(None)
+            await asyncio.gather(*writers)
         finally:
-            writer.cancel()
+            for writer in writers:
+                writer.cancel()
             await consumer.stop()
 
     async def _start(self, consumer: AIOKafkaConsumer) -> None:
@@ -246,32 +259,40 @@ class SupplyConsumer(Generic[B]):
         if self._running:
             await self._done.wait()
 
-    async def _fetch_stage(
-        self, consumer: AIOKafkaConsumer, queue: asyncio.Queue[tuple[B, dict[TP, int]] | None]
-    ) -> None:
+    async def _fetch_stage(self, consumer: AIOKafkaConsumer, lanes: Sequence[Queue[B]]) -> None:
         timeout_ms = int(self.settings.sink_max_wait_s * 1000)
         size = self.settings.sink_batch_size
         while not self._stopping:
-            fetched = await consumer.getmany(timeout_ms=timeout_ms, max_records=size)
-            if not fetched:
+            if not self._positioned.is_set():  # a rebalance: wait until the new partitions are positioned
+                with suppress(TimeoutError):
+                    await asyncio.wait_for(self._positioned.wait(), timeout_ms / 1000)
                 continue
-            self._in_flight += 1  # no await since getmany returned: a revocation sees this batch
-            records = [r for tp in sorted(fetched) for r in fetched[tp]]
-            offsets = {(tp.topic, tp.partition): rs[-1].offset + 1 for tp, rs in fetched.items() if rs}
-            ends = {}
-            for tp in fetched:
-                end = consumer.highwater(tp)
-                if isinstance(end, int) and end >= 0:
-                    ends[(tp.topic, tp.partition)] = end
-            prepared: list[B] = []
+            fetched = await consumer.getmany(timeout_ms=timeout_ms, max_records=size * len(lanes))
+            parts: dict[int, list[Any]] = {}
+            for tp in sorted(fetched):
+                floor = self._floor.pop((tp.topic, tp.partition), 0) if fetched[tp] else 0  # fetched before a seek
+                if floor and fetched[tp] and fetched[tp][0].offset < floor:
+                    fetched[tp] = [r for r in fetched[tp] if r.offset >= floor]
+                if fetched[tp]:
+                    parts.setdefault(tp.partition % len(lanes), []).append(tp)
+            self._in_flight += len(parts)  # no await since getmany returned: a revocation sees these batches
+            for lane, tps in sorted(parts.items()):
+                records = [r for tp in tps for r in fetched[tp]]
+                offsets = {(tp.topic, tp.partition): fetched[tp][-1].offset + 1 for tp in tps}
+                ends = {}
+                for tp in tps:
+                    end = consumer.highwater(tp)
+                    if isinstance(end, int) and end >= 0:
+                        ends[(tp.topic, tp.partition)] = end
+                prepared: list[B] = []
 
-            async def prepare() -> None:
-                prepared.append(await self._prepare(records, ends))  # noqa: B023  (awaited at once)
+                async def prepare() -> None:
+                    prepared.append(await self._prepare(records, ends))  # noqa: B023  (awaited at once)
 
-            await settle(prepare, what=f"{self.what} (preparing a batch)")
-            await queue.put((prepared[0], offsets))
+                await settle(prepare, what=f"{self.what} (preparing a batch)")
+                await lanes[lane].put((prepared[0], offsets))
 
-    async def _write_stage(self, queue: asyncio.Queue[tuple[B, dict[TP, int]] | None]) -> None:
+    async def _write_stage(self, queue: Queue[B]) -> None:
         while True:
             item = await queue.get()
             if item is None:
@@ -307,9 +328,11 @@ class SupplyConsumer(Generic[B]):
             )
 
     async def drain(self) -> None:
-        """Return when every batch fetched so far has been written and committed."""
+        """Return when every batch fetched so far has been written and committed; fetch nothing more until
+        `seek_written` positioned the next assignment."""
         async with self._idle:
             await self._idle.wait_for(lambda: self._in_flight == 0)
+        self._positioned.clear()
 
     async def seek_written(self, assigned: Sequence[TopicPartition]) -> None:
         """Move each of `assigned` to the database's next_offset where Kafka's committed offset lags it.
@@ -317,6 +340,13 @@ class SupplyConsumer(Generic[B]):
         Best effort: the sink skips what is written anyway, so a broker or database that does not answer
         within SEEK_TIMEOUT_S leaves the positions as Kafka has them.
         """
+        try:
+            await self._seek_written(assigned)
+        finally:
+            self._positioned.set()
+
+    async def _seek_written(self, assigned: Sequence[TopicPartition]) -> None:
+        self._floor.clear()
         consumer = self._consumer
         if consumer is None or not assigned:
             return
@@ -352,6 +382,7 @@ class SupplyConsumer(Generic[B]):
                         "no committed offset" if committed is None else f"{committed}",
                     )
                     consumer.seek(tp, target)
+                    self._floor[(tp.topic, tp.partition)] = target
         except Exception as exc:  # best effort, see above: the sink skips what is written anyway
             log.warning("%s: positions left as Kafka has them (could not read the written offsets: %r)", self.what, exc)
 

@@ -1,21 +1,28 @@
 """The report agents: outlet reports from `supply.inventory.v1` / `supply.prices.v1` into the database.
 
-Per batch (up to `sink_batch_size` messages, at most `sink_max_wait_s` old):
+Each kind is read by a `streams.supply_consumer.SupplyConsumer` (workers
+form a Kafka consumer group for the supply topics), which hands this module
+batches of up to `sink_batch_size` messages of one group of partitions.
+
+`prepare` (the consumer's validating stage):
 
 1. wait until the database answers and the registry is loaded (`WorkerState.ready`);
 2. drop messages the database already holds (offset below `stream_offsets.next_offset`);
 3. validate each message with the API's rules (a supplier writing to the topic
    with its own producer gets exactly the API's checks); a message that is
    not a report at all (a tombstone, bytes our code cannot process) is
-   refused alone;
+   refused alone.
+
+`write` (the consumer's writing stage, one batch after the other per group of partitions):
+
 4. dead-letter rejected lines (capped per supplier) and refused messages
    (always), waiting until the broker has them;
 5. write the rest in one transaction with feed health and offsets
    (`ReportSink.write`), which isolates and dead-letters any row the database
    refuses and retries outages for as long as they last.
 
-Only then does `take_events()` acknowledge the batch. Anything that escapes
-these steps stops the worker at once without acknowledging
+Only then does the consumer commit the batch's offsets to Kafka. Anything
+that escapes these steps stops the worker at once without committing
 (`streams.batch.settle`), so the batch is redelivered and, thanks to the
 stored offsets, written and counted exactly once.
 """
