@@ -134,7 +134,11 @@ class Settings(BaseModel):
         5, ge=1, description="observed demand is the median of the raw rates of this many level computations"
     )
 
-    worker_id: str = Field("baogong-streams", description="Faust app id = Kafka consumer group")
+    worker_id: str = Field(
+        "baogong-streams",
+        description="Faust app id = the consumer group electing the leader; the supply consumers' group is "
+        "<worker_id>-supply",
+    )
     worker_port: int = Field(6066, description="Faust web port of the stream worker")
     worker_session_timeout_s: float = Field(
         10.0,
@@ -163,8 +167,24 @@ class Settings(BaseModel):
     max_lag_s: float = Field(
         60.0, gt=0, description="levels whose oldest unwritten supply report is older than this are not current"
     )
-    sink_batch_size: int = Field(500, description="reports per database write")
-    sink_max_wait_s: float = Field(0.5, description="longest a report waits in the write buffer")
+    sink_batch_size: int = Field(
+        500,
+        ge=1,
+        description="most reports per database write (~15,000 lines of 30-line reports); 250 and 1,000 measured "
+        "no faster in the scale benchmark (tests/bench/scale.py, (c))",
+    )
+    sink_max_wait_s: float = Field(
+        0.2,
+        gt=0,
+        description="longest one poll of a supply consumer waits when nothing is there; a report that arrives goes "
+        "on at once, so this bounds only how long a stopping worker waits for its poll",
+    )
+    sink_writers: int = Field(
+        4,
+        ge=1,
+        description="database writes in flight per supply topic, one per group of partitions (partition mod this): "
+        "the scale benchmark's (c) stored 46k lines/s with 1, 64k with 2, 96k with 4 (4 partitions, 2 cores)",
+    )
     poison_limit: int = Field(
         100,
         ge=0,

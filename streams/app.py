@@ -1,8 +1,12 @@
 """Faust app wiring only: the app, its topics, its agents. No domain logic here.
 
-`create_app(settings)` builds an at-least-once app (exactly_once is known to
-crash and duplicate in faust-streaming): agents acknowledge a batch only after
-its database write commits, and every write is idempotent.
+`create_app(settings)` builds the worker. The report agents read the supply
+topics with consumers of their own (`streams.supply_consumer`: workers form a
+Kafka consumer group for the supply topics), run as tasks of the app; they
+commit Kafka's offsets only after a batch's database write committed, and
+every write is idempotent. The Faust app's own consumer group elects the
+leader that runs the full level pass, rollups and price grades; the app also
+serves /metrics and publishes circle levels and dead letters.
 
 Before building the app, `create_app` blocks until the broker answers and the
 worker's topics exist, creating the missing ones (`wait_for_topics`): a worker
@@ -12,6 +16,7 @@ log line instead of crashing or idling on topics it cannot see.
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import logging
 import socket
@@ -26,6 +31,7 @@ from schema import topics
 from streams import metrics
 from streams.agents import levels, maintain, prices, reports
 from streams.state import WorkerState
+from streams.supply_consumer import membership
 
 log = logging.getLogger(__name__)
 
@@ -76,25 +82,15 @@ def _reachable(bootstrap: str, timeout_s: float = 5.0) -> None:
 
 
 def group_membership(settings: Settings) -> dict[str, Any]:
-    """How the worker sits in its consumer group, as faust.App settings.
-
-    A worker killed with -9 never says goodbye: the broker keeps its
-    membership until `worker_session_timeout_s` passes without a heartbeat,
-    and a new member's join waits for that (Faust's default, 60 s, made a
-    restart take a minute). Heartbeats come 5 times per session timeout. With
-    static membership (`worker_instance_id`, by default host name and
-    worker_port, so two workers on one host differ) a restarted worker
-    replaces its old membership at once and gets its partitions back without
-    waiting; a worker that stops for good gives its partitions up after the
-    session timeout.
+    """How the worker sits in the Faust app's consumer group (which elects the leader), as faust.App settings:
+    the same session, heartbeats and static membership as the supply group (`streams.supply_consumer.membership`).
     """
-    session = settings.worker_session_timeout_s
-    instance = settings.worker_instance_id or f"{socket.gethostname()}-{settings.worker_port}"
+    member = membership(settings)
     return {
-        "broker_session_timeout": session,
-        "broker_heartbeat_interval": session / 5,
-        "broker_rebalance_timeout": max(30.0, session),
-        "consumer_group_instance_id": None if instance == "none" else instance,
+        "broker_session_timeout": member.session_timeout_s,
+        "broker_heartbeat_interval": member.heartbeat_interval_s,
+        "broker_rebalance_timeout": member.rebalance_timeout_s,
+        "consumer_group_instance_id": member.instance_id,
     }
 
 
@@ -126,15 +122,19 @@ def create_app(settings: Settings) -> faust.App:
         return app.topic(settings.topic(spec.name), partitions=settings.partitions, key_type=bytes, value_type=bytes)
 
     deadletter = topic(topics.DEADLETTER)
-    reports.register(app, "inventory", topic(topics.INVENTORY), deadletter, state)
-    reports.register(app, "price", topic(topics.PRICES), deadletter, state)
-    levels.register(app, topic(topics.CIRCLE_LEVELS), state)
+    supply = [
+        reports.register(app, "inventory", settings.topic(topics.INVENTORY.name), deadletter, state),
+        reports.register(app, "price", settings.topic(topics.PRICES.name), deadletter, state),
+    ]
+    partitions = {consumer.topic: consumer.partitions for consumer in supply}
+    levels.register(app, topic(topics.CIRCLE_LEVELS), state, lambda name: partitions[name]())
     maintain.register(app, state)  # rollups and retention, on the leader (schema/maintain.py)
     prices.register(app, topic(topics.PRICE_LEVELS), state)  # price grades, on the leader (schema/prices.py)
     metrics.serve(app)  # /metrics on the Faust web port
 
     @app.on_before_shutdown.connect  # type: ignore[arg-type]  # mode types the signal loosely
     async def _close(sender: faust.App, **_: Any) -> None:
+        await asyncio.gather(*(consumer.stop() for consumer in supply))  # write what they fetched, then leave
         await state.close()
 
     return app

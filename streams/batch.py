@@ -1,9 +1,9 @@
 """What the worker does with a batch it cannot write whole: isolate, dead-letter alone, or stop hard.
 
-faust-streaming's `take()` acknowledges a batch's events in its `finally`,
-which also runs when an exception leaves the loop body and the generator is
-closed: an exception escaping the body commits the unwritten batch past. So
-the report agents hold to this contract:
+The supply consumers (`streams.supply_consumer`) commit a batch's Kafka
+offsets only after its write; nothing that fails half-way may reach that
+commit, nor any `finally` that could commit. So the report agents hold to
+this contract:
 
 * A message or line the database or our own per-message code refuses is
   ISOLATED: `isolate` splits the batch in halves (order kept) and tries each,
@@ -14,9 +14,8 @@ the report agents hold to this contract:
   propagates at once, so the caller can retry the whole batch.
 * Anything that cannot be isolated (the dead-letter topic refusing a message,
   a bug outside per-message code, a cancellation in the middle of a write)
-  reaches `settle`, which logs it and ends the process with `os._exit` from
-  inside the loop body, before the generator's `finally` can acknowledge
-  anything: the batch is redelivered after the restart, and the writes are
+  reaches `settle`, which logs it and ends the process with `os._exit` at
+  once, before anything can commit the batch's offsets: the batch is redelivered after the restart, and the writes are
   idempotent (stream_offsets, primary keys), so nothing is lost or counted
   twice.
 * `PoisonLimit` stops the worker the same way when more than `limit` items
@@ -167,7 +166,7 @@ async def settle(
 ) -> None:
     """Run one batch's `handle()`; if anything escapes it, end the process before the batch can be acknowledged.
 
-    Call it as the whole body of a `take()` loop. `handle` must deal with
+    Call it around each stage of a batch (preparing, writing). `handle` must deal with
     everything it can (isolate refusals, retry outages); whatever still
     escapes — an exception, or a cancellation in the middle of the batch —
     is logged with `what` and ends the process with `exit` (default

@@ -247,6 +247,14 @@ class ReportSink:
             except DatabaseUnavailable as exc:
                 backoff = await self._wait(backoff, exc, "read written offsets")
 
+    async def offsets(self, tps: Sequence[TopicPartition]) -> dict[TopicPartition, Written]:
+        """What is written of each of `tps` (absent: nothing yet), in one attempt: raises on an outage."""
+        if not tps:
+            return {}
+        async with transaction(self._pool) as conn, conn.cursor() as cur:
+            await cur.execute(QUERIES["stream_offsets"], _tp_params(sorted(set(tps))))
+            return {(r["topic"], r["partition"]): _written(r) for r in await cur.fetchall()}
+
     async def write(
         self,
         kind: Kind,

@@ -32,7 +32,7 @@ class WorkerState:
     ) -> None:
         self.settings = settings
         self.stopping = stopping
-        self.pool = make_pool(settings.database_url.get_secret_value(), max_size=4)
+        self.pool = make_pool(settings.database_url.get_secret_value(), max_size=4 + 2 * settings.sink_writers)
         self.sink = ReportSink(self.pool, stopping=stopping)
         self.registry = Registry(
             self.pool,

@@ -35,6 +35,7 @@ import os
 import socket
 import time
 from collections import defaultdict
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -66,7 +67,9 @@ CHANNEL = "baogong_levels"
 LIVE_GATHER_S = 0.02
 
 
-def register(app: faust.App, sink: faust.TopicT, state: WorkerState) -> None:
+def register(app: faust.App, sink: faust.TopicT, state: WorkerState, partitions: Callable[[str], int | None]) -> None:
+    """The level timer and live levels on `app`; `partitions(topic)` tells how many a supply topic has (None:
+    not known yet)."""
     settings = state.settings
     supply = [settings.topic(spec.name) for spec in SUPPLY]
     tracker = LagTracker()
@@ -92,7 +95,7 @@ def register(app: faust.App, sink: faust.TopicT, state: WorkerState) -> None:
         started = time.monotonic()
         now = datetime.now(UTC)
         try:
-            parts = await _measure_lag(app, state, offsets, supply, tracker, now)
+            parts = await _measure_lag(partitions, state, offsets, supply, tracker, now)
         except Exception as exc:  # the lag is best effort: never a reason to skip levels
             parts = None
             if measured:
@@ -160,9 +163,9 @@ def register(app: faust.App, sink: faust.TopicT, state: WorkerState) -> None:
 class BrokerOffsets:
     """Log start and end offsets of partitions, read with a small Kafka client of the level timer's own.
 
-    The worker's Faust consumer could answer too, but its calls queue behind
-    its fetches (about a second each, which made a 1 s level pass take 2 s);
-    this client has no consumer group and no subscriptions and answers in
+    The worker's consumers could answer too, but their calls queue behind
+    their fetches (about a second each with Faust's, which made a 1 s level
+    pass take 2 s); this client has no consumer group and no subscriptions and answers in
     milliseconds. Connects on first use (again after a failure); `close` at shutdown.
     """
 
@@ -205,20 +208,20 @@ class BrokerOffsets:
 
 
 async def _measure_lag(
-    app: faust.App,
+    partitions: Callable[[str], int | None],
     state: WorkerState,
     offsets: BrokerOffsets,
     supply: list[str],
     tracker: LagTracker,
     now: datetime,
 ) -> list[PartitionLag] | None:
-    """Each supply partition's lag at `now`; None when the worker's consumer does not know the partitions yet.
+    """Each supply partition's lag at `now`; None when the worker's consumers do not know the partitions yet.
 
     Raises whatever the broker or the database raised, or TimeoutError.
     """
     tps: list[TopicPartition] = []
     for topic in supply:
-        count = app.consumer.topic_partitions(topic)  # the consumer's metadata: no request
+        count = partitions(topic)  # the supply consumer's metadata: no request
         if not count:
             return None
         tps.extend(TopicPartition(topic, p) for p in range(count))

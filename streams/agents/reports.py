@@ -1,21 +1,28 @@
 """The report agents: outlet reports from `supply.inventory.v1` / `supply.prices.v1` into the database.
 
-Per batch (up to `sink_batch_size` messages, at most `sink_max_wait_s` old):
+Each kind is read by a `streams.supply_consumer.SupplyConsumer` (workers
+form a Kafka consumer group for the supply topics), which hands this module
+batches of up to `sink_batch_size` messages of one group of partitions.
+
+`prepare` (the consumer's validating stage):
 
 1. wait until the database answers and the registry is loaded (`WorkerState.ready`);
 2. drop messages the database already holds (offset below `stream_offsets.next_offset`);
 3. validate each message with the API's rules (a supplier writing to the topic
    with its own producer gets exactly the API's checks); a message that is
    not a report at all (a tombstone, bytes our code cannot process) is
-   refused alone;
+   refused alone.
+
+`write` (the consumer's writing stage, one batch after the other per group of partitions):
+
 4. dead-letter rejected lines (capped per supplier) and refused messages
    (always), waiting until the broker has them;
 5. write the rest in one transaction with feed health and offsets
    (`ReportSink.write`), which isolates and dead-letters any row the database
    refuses and retries outages for as long as they last.
 
-Only then does `take_events()` acknowledge the batch. Anything that escapes
-these steps stops the worker at once without acknowledging
+Only then does the consumer commit the batch's offsets to Kafka. Anything
+that escapes these steps stops the worker at once without committing
 (`streams.batch.settle`), so the batch is redelivered and, thanks to the
 stored offsets, written and counted exactly once.
 """
@@ -24,26 +31,41 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 import faust
 import orjson
-from faust.types import TP
 
 from schema import topics
 from schema.contract import Context, Kind, Rejection, validate_report
 from schema.feed import DeadLetterCap, FeedCounts
-from streams.batch import PoisonLimit, describe, settle
+from streams.batch import PoisonLimit, describe
 from streams.metrics import METRICS
-from streams.sink import NOTHING, MessageWrite, Position, SinkRow, keyed_rows
+from streams.sink import NOTHING, MessageWrite, Position, SinkRow, TopicPartition, keyed_rows
 from streams.state import WorkerState
+from streams.supply_consumer import SupplyConsumer
 
 log = logging.getLogger(__name__)
 
 
-def register(app: faust.App, kind: Kind, source: faust.TopicT, deadletter: faust.TopicT, state: WorkerState) -> None:
+@dataclass
+class Prepared:
+    """A validated batch, ready to write: what `write` needs, and what the log line reports."""
+
+    received: int
+    fresh: int
+    writes: list[MessageWrite] = field(default_factory=list)
+    letters: list[dict[str, Any]] = field(default_factory=list)
+    poisoned: int = 0
+
+
+def register(
+    app: faust.App, kind: Kind, source: str, deadletter: faust.TopicT, state: WorkerState
+) -> SupplyConsumer[Prepared]:
+    """The `kind` report agent on topic `source`: a `SupplyConsumer` run as a task of `app` (stopped by the caller)."""
     settings = state.settings
     cap = DeadLetterCap(settings.deadletter_per_minute)
     poison = PoisonLimit(settings.poison_limit)
@@ -78,22 +100,23 @@ def register(app: faust.App, kind: Kind, source: faust.TopicT, deadletter: faust
             report, lines, rejections = validate_report(kind, raw, ctx)
         return report, lines, rejections, ctx
 
-    async def handle(events: Sequence[faust.types.EventT]) -> None:
-        received = [(_position(e.message), e.message.value) for e in events]
-        from_api = {(p.tp, p.offset) for (p, _), e in zip(received, events, strict=True) if _via_api(e.message.headers)}
+    async def prepare(records: Sequence[Any], log_ends: Mapping[TopicPartition, int]) -> Prepared:
+        """Steps 1-3 of the module: skip what is written, validate the rest (the batch's records, in Kafka order)."""
+        received = [(_position(r), r.value) for r in records]
+        from_api = {(r.topic, r.partition, r.offset) for r in records if _via_api(r.headers)}
         await state.ready()
-        written = await state.sink.written([p for p, _ in received], _log_ends(app, received))
+        written = await state.sink.written([p for p, _ in received], log_ends)
         fresh = [(p, v) for p, v in received if not written.get(p.tp, NOTHING).covers(p)]
         ctx = await state.registry.context()
-        writes: list[MessageWrite] = []
-        letters: list[dict[str, Any]] = []
-        poisoned = 0
+        out = Prepared(len(received), len(fresh))
         for position, raw in fresh:
             if raw is None:
                 tombstone = Rejection(-1, "message", "the message has no value (a tombstone), not a report")
                 allowed = cap.allow("unknown", 1)
-                letters.extend({**_letter(kind, "unknown", tombstone), "payload": None} for _ in range(allowed))
-                writes.append(MessageWrite(position, "unknown", counts=FeedCounts(rejected=1, dead_lettered=allowed)))
+                out.letters.extend({**_letter(kind, "unknown", tombstone), "payload": None} for _ in range(allowed))
+                out.writes.append(
+                    MessageWrite(position, "unknown", counts=FeedCounts(rejected=1, dead_lettered=allowed))
+                )
                 continue
             try:
                 report, lines, rejections, ctx = await check(raw, ctx)
@@ -103,56 +126,52 @@ def register(app: faust.App, kind: Kind, source: faust.TopicT, deadletter: faust
             except Exception as exc:  # this message alone is refused; the batch goes on
                 poison.refused(1)  # a bug that refuses everything stops the worker instead
                 reason = f"could not be processed: {describe(exc)}"
-                letters.append({**_letter(kind, "unknown", Rejection(-1, "message", reason)), "payload": _text(raw)})
-                writes.append(MessageWrite(position, "unknown", counts=FeedCounts(rejected=1, dead_lettered=1)))
-                poisoned += 1
+                out.letters.append(
+                    {**_letter(kind, "unknown", Rejection(-1, "message", reason)), "payload": _text(raw)}
+                )
+                out.writes.append(MessageWrite(position, "unknown", counts=FeedCounts(rejected=1, dead_lettered=1)))
+                out.poisoned += 1
                 continue
-            via_api = (position.tp, position.offset) in from_api
+            via_api = (position.topic, position.partition, position.offset) in from_api
             allowed = cap.allow(supplier, len(rejections))
-            letters.extend({**_letter(kind, supplier, r), "payload": _text(raw)} for r in rejections[:allowed])
+            out.letters.extend({**_letter(kind, supplier, r), "payload": _text(raw)} for r in rejections[:allowed])
             counts = FeedCounts(rejected=len(rejections), dead_lettered=allowed)
-            writes.append(MessageWrite(position, supplier, rows, counts, raw, counted_upstream=via_api))
-        await send_letters(letters)
+            out.writes.append(MessageWrite(position, supplier, rows, counts, raw, counted_upstream=via_api))
+        return out
+
+    async def write(batch: Prepared) -> None:
+        """Steps 4-5 of the module: dead-letter, then write in one transaction (retrying outages)."""
+        await send_letters(batch.letters)
         started = time.monotonic()
-        result = await state.sink.write(kind, writes, on_refused, poison)
+        result = await state.sink.write(kind, batch.writes, on_refused, poison)
         METRICS.batch_write_seconds.labels(kind).observe(time.monotonic() - started)
-        METRICS.reports_processed.labels(kind).inc(len(received))
+        METRICS.reports_processed.labels(kind).inc(batch.received)
         METRICS.lines_written.labels(kind).inc(sum(c.accepted for c in result.counts.values()))
-        skipped = len(received) - len(fresh) + result.skipped
-        if skipped or result.duplicates or result.refused or poisoned:
+        skipped = batch.received - batch.fresh + result.skipped
+        if skipped or result.duplicates or result.refused or batch.poisoned:
             log.info(
                 "%s: %d messages; %d rows new, %d duplicates, %d refused by the database, "
                 "%d messages refused, %d skipped as written before",
                 kind,
-                len(received),
+                batch.received,
                 result.new,
                 result.duplicates,
                 result.refused,
-                poisoned,
+                batch.poisoned,
                 skipped,
             )
 
-    async def process(stream: faust.StreamT[bytes]) -> None:
-        batches = stream.take_events(settings.sink_batch_size, within=settings.sink_max_wait_s)  # type: ignore[attr-defined]  # StreamT lacks it; Stream has it
-        async for events in batches:
-            await settle(lambda: handle(events), what=f"{kind} reports")  # noqa: B023  (awaited at once)
-
-    app.agent(source, name=f"{kind}_reports")(process)
-
-
-def _log_ends(app: faust.App, received: Sequence[tuple[Position, bytes | None]]) -> dict[tuple[str, int], int]:
-    """The broker's end offset of each partition in the batch, as of the consumer's last fetch (where known)."""
-    ends: dict[tuple[str, int], int] = {}
-    for position, _ in received:
-        if position.tp in ends:
-            continue
-        try:
-            end = app.consumer.highwater(TP(position.topic, position.partition))
-        except Exception:  # not known yet (no fetch answered): skip the check for this batch
-            continue
-        if isinstance(end, int) and end >= 0:
-            ends[position.tp] = end
-    return ends
+    consumer = SupplyConsumer(
+        settings,
+        source,
+        f"{kind} reports",
+        prepare=prepare,
+        write=write,
+        read_written=state.sink.offsets,
+        ready=state.ready,
+    )
+    app.task(consumer.run)
+    return consumer
 
 
 def _via_api(headers: Any) -> bool:
@@ -163,9 +182,11 @@ def _via_api(headers: Any) -> bool:
     return any(k == topics.VIA_HEADER and v == topics.VIA_API for k, v in pairs)
 
 
-def _position(message: Any) -> Position:
-    at = datetime.fromtimestamp(message.timestamp, UTC) if message.timestamp else None
-    return Position(message.topic, message.partition, message.offset, at)
+def _position(record: Any) -> Position:
+    """Where a consumed record sits; its broker timestamp (milliseconds) as a time, None when it has none."""
+    ts = record.timestamp
+    at = datetime.fromtimestamp(ts / 1000, UTC) if ts is not None and ts > 0 else None
+    return Position(record.topic, record.partition, record.offset, at)
 
 
 def _letter(kind: Kind, supplier: str, rejection: Rejection) -> dict[str, Any]:

@@ -1,5 +1,6 @@
-"""Exactly once in effect: a worker killed with -9 in the middle of a write, or two workers sharing the stream,
-store the same rows, feed-health counts and circle levels as one undisturbed worker.
+"""Exactly once in effect: a worker killed with -9 in the middle of a write, two workers sharing the stream, or
+a worker whose Kafka offsets lag the database's, store the same rows, feed-health counts and circle levels as
+one undisturbed worker.
 
 One stream is produced once per module (own topics): 300 inventory reports
 from two suppliers over nine outlets (two pack sizes of rice per report, a
@@ -23,12 +24,15 @@ from typing import Any
 
 import psycopg
 import pytest
-from kafka import KafkaAdminClient
+from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
+from kafka.structs import OffsetAndMetadata
 
 from schema.db import connect
+from streams.supply_consumer import supply_group
 from tests.integration.worker_harness import (
     OUTLETS,
     assert_commits_never_past_writes,
+    committed_offsets,
     create_topics,
     fresh_database,
     levels_after,
@@ -154,13 +158,13 @@ def test_kill_9_in_the_middle_of_a_write_then_restart_stores_what_an_undisturbed
             assert written_before, "batches before the held report were written"
             worker.send_signal(signal.SIGKILL)
             worker.wait()
-            assert_commits_never_past_writes(stream.bootstrap, settings.worker_id, database_url)
+            assert_commits_never_past_writes(stream.bootstrap, supply_group(settings), database_url)
         assert _offsets(database_url) == written_before  # the killed write committed nothing
         with baogong_process(["worker"], settings.env(), tmp_path / "worker2.log"):
             wait_all_written(database_url, stream.bootstrap, stream.topics, 120, "the restarted worker to finish")
             levels = levels_after(database_url, datetime.now(UTC), 60)
-            wait_all_committed(stream.bootstrap, settings.worker_id, stream.topics, 60)
-            assert_commits_never_past_writes(stream.bootstrap, settings.worker_id, database_url)
+            wait_all_committed(stream.bootstrap, supply_group(settings), stream.topics, 60)
+            assert_commits_never_past_writes(stream.bootstrap, supply_group(settings), database_url)
     except AssertionError:
         _print_logs(tmp_path, "worker.log", "worker2.log")
         raise
@@ -182,8 +186,8 @@ def test_two_workers_in_one_group_store_what_one_does(stream: Stream, database_u
                 wait_for(lambda: _members(stream.bootstrap, first.worker_id) == 2, 60, "the second worker to join")
             wait_all_written(database_url, stream.bootstrap, stream.topics, 120, "the two workers to finish")
             levels = levels_after(database_url, datetime.now(UTC), 60)
-            wait_all_committed(stream.bootstrap, first.worker_id, stream.topics, 60)
-            assert_commits_never_past_writes(stream.bootstrap, first.worker_id, database_url)
+            wait_all_committed(stream.bootstrap, supply_group(first), stream.topics, 60)
+            assert_commits_never_past_writes(stream.bootstrap, supply_group(first), database_url)
             assert one.poll() is None and two.poll() is None
     except AssertionError:
         _print_logs(tmp_path, "worker1.log", "worker2.log")
@@ -219,3 +223,47 @@ def _print_logs(tmp_path: Path, *names: str) -> None:
     for name in names:
         if (tmp_path / name).exists():
             print(f"----- {name}\n" + (tmp_path / name).read_text(errors="replace")[-5000:])
+
+
+def test_a_worker_whose_kafka_offsets_lag_the_database_starts_where_the_database_says(
+    stream: Stream, database_url: str, tmp_path: Path
+) -> None:
+    """The database's offsets, written with the rows, are the truth: a worker whose group's Kafka offsets were
+    put back to 0 (lost commits, an old group) starts each partition at the database's next_offset, so it
+    neither re-reads nor writes nor counts anything twice."""
+    seed_stream_city(database_url)
+    settings = worker_settings(
+        stream.bootstrap, database_url, stream.prefix, f"{stream.prefix.strip('.')}-seek", worker_instance_id="none"
+    )
+    group = supply_group(settings)
+    try:
+        with baogong_process(["worker"], settings.env(), tmp_path / "worker.log"):
+            wait_all_written(database_url, stream.bootstrap, stream.topics, 120, "the first run to write everything")
+            wait_all_committed(stream.bootstrap, group, stream.topics, 60)
+        written = _offsets(database_url)
+        _commit_offsets(stream.bootstrap, group, dict.fromkeys(written, 0))  # the group left: Kafka takes it
+        assert set(committed_offsets(stream.bootstrap, group).values()) == {0}
+        log = tmp_path / "worker2.log"
+        with baogong_process(["worker"], settings.env(), log):
+            wait_for(
+                lambda: log.read_text().count("written in the database (Kafka had 0)") == len(written),
+                60,
+                "the restarted worker to start every partition at the database's offset",
+            )
+            levels = levels_after(database_url, datetime.now(UTC), 60)
+        assert _offsets(database_url) == written
+        assert "skipped as written before" not in log.read_text(), "nothing written before is read again"
+    except AssertionError:
+        _print_logs(tmp_path, "worker.log", "worker2.log")
+        raise
+    _same_as_reference(stream, database_url, levels)  # every row and feed-health count once
+
+
+def _commit_offsets(bootstrap: str, group: str, offsets: dict[tuple[str, int], int]) -> None:
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False)
+    try:
+        tps = {TopicPartition(t, p): OffsetAndMetadata(o, "", -1) for (t, p), o in offsets.items()}
+        consumer.assign(list(tps))
+        consumer.commit(tps)
+    finally:
+        consumer.close()
