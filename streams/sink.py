@@ -37,7 +37,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -149,8 +149,11 @@ def keyed_rows(kind: Kind, supplier_id: str, received_at: datetime, lines: Seque
     only when none of its lines had one); the first line's index and
     message_id stay. Price lines are not summed (one price per row).
     """
-    if kind != "inventory":
-        return [SinkRow(supplier_id, received_at, ln) for ln in lines]
+    plain = [SinkRow(supplier_id, received_at, ln) for ln in lines]
+    if kind != "inventory" or len({(ln.outlet_id, ln.necessity, ln.reported_at, ln.line_key) for ln in lines}) == len(
+        lines
+    ):
+        return plain  # the usual report: no two lines share a key
     rows: dict[tuple[Any, ...], SinkRow] = {}
     for ln in lines:
         key = row_key(kind, ln)
@@ -423,8 +426,11 @@ class ReportSink:
             return dups
 
 
-def _newest(part: Sequence[Pair]) -> dict[str, list[Any]]:
-    """The (outlet, necessity) pairs of `part` with their newest reported_at: `upsert_stock_for_keys`' arrays."""
+def _newest(part: Sequence[Pair]) -> dict[str, str]:
+    """The (outlet, necessity) pairs of `part` with their newest reported_at: `upsert_stock_for_keys`' arrays.
+
+    As array literals (text), which cost a join where psycopg's list dumper formats every element.
+    """
     newest: dict[tuple[str, str], datetime] = {}
     for _, r in part:
         ln = r.line
@@ -432,11 +438,21 @@ def _newest(part: Sequence[Pair]) -> dict[str, list[Any]]:
         at = newest.get(key)
         if at is None or ln.reported_at > at:
             newest[key] = ln.reported_at
+    times: dict[datetime, str] = {}
+    for at in newest.values():
+        if at not in times:
+            times[at] = at.isoformat()
     return {
-        "outlets": [o for o, _ in newest],
-        "necessities": [n for _, n in newest],
-        "reported_ats": list(newest.values()),
+        "outlets": _array(o for o, _ in newest),
+        "necessities": _array(n for _, n in newest),
+        "reported_ats": _array(times[at] for at in newest.values()),
     }
+
+
+def _array(texts: Iterable[str]) -> str:
+    """A PostgreSQL array literal of `texts`, each element quoted (a NUL is refused by the database)."""
+    out = [t.replace("\\", "\\\\").replace('"', '\\"') if '"' in t or "\\" in t else t for t in texts]
+    return '{"' + '","'.join(out) + '"}' if out else "{}"
 
 
 #: COPY text format's escapes. A NUL cannot be stored (the contract refuses it before; `_copy_field` checks).
