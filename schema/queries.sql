@@ -114,19 +114,10 @@ COPY report_line_staging (reported_at, outlet_id, necessity, line_key, quantity,
                           received_at, seq)
 FROM STDIN;
 
--- One row per (outlet, necessity, reported_at, line_key) in the staging table
--- (the sink sums a message's lines sharing a key, and keeps the first of a key
--- repeated across messages). No ON CONFLICT: a third cheaper, and the usual
--- batch holds no row stored before; when one does (a redelivery), the unique
--- violation rolls the attempt's savepoint back and the sink writes it again
--- with `insert_reports_from_staging_naming_duplicates`.
--- name: insert_reports_from_staging
-INSERT INTO outlet_reports (reported_at, outlet_id, necessity, line_key, quantity, sold_24h, supplier_id, message_id,
-                            received_at)
-SELECT reported_at, outlet_id, necessity, line_key, quantity, sold_24h, supplier_id, message_id, received_at
-FROM report_line_staging;
-
--- The same, skipping the rows stored before and answering their `seq` (duplicates).
+-- The staging path, taken when the direct COPY (copy_reports, below) met a row stored before (a redelivery):
+-- one row per (outlet, necessity, reported_at, line_key) in the staging table (the sink sums a message's lines
+-- sharing a key, and keeps the first of a key repeated across messages) goes into outlet_reports unless stored
+-- before; the statement answers the `seq` of those (duplicates).
 -- name: insert_reports_from_staging_naming_duplicates
 WITH inserted AS (
     INSERT INTO outlet_reports (reported_at, outlet_id, necessity, line_key, quantity, sold_24h, supplier_id,
@@ -168,6 +159,38 @@ SET quantity = EXCLUDED.quantity, sold_24h = EXCLUDED.sold_24h,
     reported_at = EXCLUDED.reported_at, updated_at = EXCLUDED.updated_at
 WHERE outlet_stock.reported_at <= EXCLUDED.reported_at;
 
+-- The usual write: a batch's rows go straight into the tables with one COPY each (no staging table, no
+-- INSERT … SELECT). The sink runs it under a savepoint; a row stored before (a unique violation) rolls it
+-- back and the batch takes the staging path above, which skips and names the duplicates.
+-- name: copy_reports
+COPY outlet_reports (reported_at, outlet_id, necessity, line_key, quantity, sold_24h, supplier_id, message_id,
+                     received_at)
+FROM STDIN;
+
+-- name: copy_prices
+COPY prices (reported_at, outlet_id, necessity, price, supplier_id, message_id, received_at) FROM STDIN;
+
+-- No JIT in the sink's transactions (see create_report_staging).
+-- name: sink_settings
+SET LOCAL jit = off;
+
+-- upsert_stock_from_staging for the (outlet, necessity, newest reported_at) the sink names as arrays.
+-- name: upsert_stock_for_keys
+INSERT INTO outlet_stock (outlet_id, necessity, quantity, sold_24h, reported_at, updated_at)
+SELECT n.outlet_id, n.necessity, s.quantity, s.sold_24h, n.reported_at, now()
+FROM unnest(%(outlets)s::text[], %(necessities)s::text[], %(reported_ats)s::timestamptz[])
+    AS n(outlet_id, necessity, reported_at)
+CROSS JOIN LATERAL (
+    SELECT sum(r.quantity) AS quantity, sum(r.sold_24h) AS sold_24h
+    FROM outlet_reports r
+    WHERE r.outlet_id = n.outlet_id AND r.necessity = n.necessity AND r.reported_at = n.reported_at
+) s
+WHERE s.quantity IS NOT NULL
+ON CONFLICT (outlet_id, necessity) DO UPDATE
+SET quantity = EXCLUDED.quantity, sold_24h = EXCLUDED.sold_24h,
+    reported_at = EXCLUDED.reported_at, updated_at = EXCLUDED.updated_at
+WHERE outlet_stock.reported_at <= EXCLUDED.reported_at;
+
 -- name: create_price_staging
 CREATE TEMP TABLE IF NOT EXISTS price_staging (
     reported_at timestamptz, outlet_id text, necessity text, price double precision,
@@ -181,12 +204,7 @@ TRUNCATE price_staging;
 -- name: copy_price_staging
 COPY price_staging (reported_at, outlet_id, necessity, price, supplier_id, message_id, received_at, seq) FROM STDIN;
 
--- As insert_reports_from_staging: no ON CONFLICT, the sink falls back on a unique violation.
--- name: insert_prices_from_staging
-INSERT INTO prices (reported_at, outlet_id, necessity, price, supplier_id, message_id, received_at)
-SELECT reported_at, outlet_id, necessity, price, supplier_id, message_id, received_at
-FROM price_staging;
-
+-- As insert_reports_from_staging_naming_duplicates.
 -- name: insert_prices_from_staging_naming_duplicates
 WITH inserted AS (
     INSERT INTO prices (reported_at, outlet_id, necessity, price, supplier_id, message_id, received_at)

@@ -37,7 +37,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -149,8 +149,11 @@ def keyed_rows(kind: Kind, supplier_id: str, received_at: datetime, lines: Seque
     only when none of its lines had one); the first line's index and
     message_id stay. Price lines are not summed (one price per row).
     """
-    if kind != "inventory":
-        return [SinkRow(supplier_id, received_at, ln) for ln in lines]
+    plain = [SinkRow(supplier_id, received_at, ln) for ln in lines]
+    if kind != "inventory" or len({(ln.outlet_id, ln.necessity, ln.reported_at, ln.line_key) for ln in lines}) == len(
+        lines
+    ):
+        return plain  # the usual report: no two lines share a key
     rows: dict[tuple[Any, ...], SinkRow] = {}
     for ln in lines:
         key = row_key(kind, ln)
@@ -331,7 +334,7 @@ class ReportSink:
                         seen.add(key)
                         pending.append((m, row))
 
-            await cur.execute(QUERIES["create_report_staging" if inventory else "create_price_staging"])
+            await cur.execute(QUERIES["sink_settings"])
 
             async def attempt(part: Sequence[Pair]) -> set[int]:
                 return await self._attempt(conn, kind, part)
@@ -391,34 +394,65 @@ class ReportSink:
     async def _attempt(self, conn: psycopg.AsyncConnection[Row], kind: Kind, part: Sequence[Pair]) -> set[int]:
         """Write `part` under a savepoint (all or nothing); returns the id() of its rows stored before (duplicates).
 
-        The rows go to the staging table as one COPY text buffer (`_copy_text`), then a plain INSERT moves
-        them on. When a row was stored before (a redelivery; the unique violation rolls the savepoint
-        back), the part is written again by the statement that skips and names the duplicates, which
-        costs an ON CONFLICT and a join the usual case does without.
+        The rows go straight into their table as one COPY text buffer (`_copy_text`); the touched
+        (outlet, necessity) pairs' stock is then upserted from arrays. When a row was stored before (a
+        redelivery; the unique violation rolls the savepoint back), the part is written again through the
+        staging table, by the statement that skips and names the duplicates: an ON CONFLICT, a join and a
+        second copy that the usual case does without.
         """
+        inventory = kind == "inventory"
         try:
-            return await self._attempt_once(conn, kind, part, name_duplicates=False)
+            async with conn.transaction(), conn.cursor() as cur:
+                async with cur.copy(QUERIES["copy_reports" if inventory else "copy_prices"]) as copy:
+                    await copy.write(_copy_text(inventory, part, seq=False))
+                if inventory:
+                    await cur.execute(QUERIES["upsert_stock_for_keys"], _newest(part))
+                return set()
         except psycopg.errors.UniqueViolation:
-            return await self._attempt_once(conn, kind, part, name_duplicates=True)
+            return await self._attempt_staged(conn, kind, part)
 
-    async def _attempt_once(
-        self, conn: psycopg.AsyncConnection[Row], kind: Kind, part: Sequence[Pair], *, name_duplicates: bool
-    ) -> set[int]:
+    async def _attempt_staged(self, conn: psycopg.AsyncConnection[Row], kind: Kind, part: Sequence[Pair]) -> set[int]:
         inventory = kind == "inventory"
         insert = "insert_reports_from_staging" if inventory else "insert_prices_from_staging"
-        dups: set[int] = set()
         async with conn.transaction(), conn.cursor() as cur:
+            await cur.execute(QUERIES["create_report_staging" if inventory else "create_price_staging"])
             await cur.execute(QUERIES["clear_report_staging" if inventory else "clear_price_staging"])
             async with cur.copy(QUERIES["copy_report_staging" if inventory else "copy_price_staging"]) as copy:
                 await copy.write(_copy_text(inventory, part))
-            if name_duplicates:
-                await cur.execute(QUERIES[f"{insert}_naming_duplicates"])
-                dups = {id(part[r["seq"]][1]) for r in await cur.fetchall()}
-            else:
-                await cur.execute(QUERIES[insert])
+            await cur.execute(QUERIES[f"{insert}_naming_duplicates"])
+            dups = {id(part[r["seq"]][1]) for r in await cur.fetchall()}
             if inventory:
                 await cur.execute(QUERIES["upsert_stock_from_staging"])
             return dups
+
+
+def _newest(part: Sequence[Pair]) -> dict[str, str]:
+    """The (outlet, necessity) pairs of `part` with their newest reported_at: `upsert_stock_for_keys`' arrays.
+
+    As array literals (text), which cost a join where psycopg's list dumper formats every element.
+    """
+    newest: dict[tuple[str, str], datetime] = {}
+    for _, r in part:
+        ln = r.line
+        key = (ln.outlet_id, ln.necessity)
+        at = newest.get(key)
+        if at is None or ln.reported_at > at:
+            newest[key] = ln.reported_at
+    times: dict[datetime, str] = {}
+    for at in newest.values():
+        if at not in times:
+            times[at] = at.isoformat()
+    return {
+        "outlets": _array(o for o, _ in newest),
+        "necessities": _array(n for _, n in newest),
+        "reported_ats": _array(times[at] for at in newest.values()),
+    }
+
+
+def _array(texts: Iterable[str]) -> str:
+    """A PostgreSQL array literal of `texts`, each element quoted (a NUL is refused by the database)."""
+    out = [t.replace("\\", "\\\\").replace('"', '\\"') if '"' in t or "\\" in t else t for t in texts]
+    return '{"' + '","'.join(out) + '"}' if out else "{}"
 
 
 #: COPY text format's escapes. A NUL cannot be stored (the contract refuses it before; `_copy_field` checks).
@@ -436,8 +470,8 @@ def _copy_field(text: str | None) -> str:
     return text
 
 
-def _copy_text(inventory: bool, part: Sequence[Pair]) -> str:
-    """The staging rows of `part` in COPY text format, `seq` = place in `part`.
+def _copy_text(inventory: bool, part: Sequence[Pair], *, seq: bool = True) -> str:
+    """The rows of `part` in COPY text format; with `seq` (the staging tables), a last column: place in `part`.
 
     Floats as `repr` (the shortest text that reads back as the same double),
     times as ISO 8601 with their offset; what repeats (an outlet, a supplier,
@@ -453,7 +487,10 @@ def _copy_text(inventory: bool, part: Sequence[Pair]) -> str:
         return out
 
     lines = []
-    for seq, (_, r) in enumerate(part):
+    end = "\n"
+    for i, (_, r) in enumerate(part):
+        if seq:
+            end = f"\t{i}\n"
         ln = r.line
         message_id = ln.message_id
         mid = "\\N" if message_id is None else _copy_field(message_id)
@@ -462,12 +499,12 @@ def _copy_text(inventory: bool, part: Sequence[Pair]) -> str:
             sold = "\\N" if ln.sold_24h is None else repr(float(ln.sold_24h))
             lines.append(
                 f"{text(ln.reported_at)}\t{text(ln.outlet_id)}\t{text(ln.necessity)}\t{key}\t{float(ln.amount)!r}\t"
-                f"{sold}\t{text(r.supplier_id)}\t{mid}\t{text(r.received_at)}\t{seq}\n"
+                f"{sold}\t{text(r.supplier_id)}\t{mid}\t{text(r.received_at)}{end}"
             )
         else:
             lines.append(
                 f"{text(ln.reported_at)}\t{text(ln.outlet_id)}\t{text(ln.necessity)}\t{float(ln.amount)!r}\t"
-                f"{text(r.supplier_id)}\t{mid}\t{text(r.received_at)}\t{seq}\n"
+                f"{text(r.supplier_id)}\t{mid}\t{text(r.received_at)}{end}"
             )
     return "".join(lines)
 

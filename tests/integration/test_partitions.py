@@ -119,11 +119,11 @@ def test_the_raw_tables_are_partitioned_with_keys_indexes_and_grants(database_ur
     }
     assert {
         "circle_levels_time",
-        "outlet_reports_time",
         "prices_time",
         "prices_received",
         "feed_health_minute",
     } <= indexes
+    assert "outlet_reports_time" not in indexes  # dropped by 0025: nothing reads outlet_reports by time
     assert grafana == {"outlet_reports": False, "prices": False, "circle_levels": True, "feed_health": True}
     assert [r["conname"] for r in checks] == ["circle_levels_demand_source_check", "circle_levels_status_check"]
 

@@ -199,7 +199,7 @@ def _waiting_on_lock(url: str) -> bool:
     with connect(url) as conn:
         row = conn.execute(
             "SELECT count(*) AS n FROM pg_stat_activity WHERE datname = current_database() "
-            "AND wait_event_type = 'Lock' AND query ILIKE '%%INSERT INTO outlet_reports%%'"
+            "AND wait_event_type = 'Lock' AND query ~* '(INSERT INTO|COPY) outlet_reports'"
         ).fetchone()
     return bool(row and row["n"])
 
