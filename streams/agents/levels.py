@@ -21,7 +21,8 @@ Live levels (also on the leader only): the leader keeps a `LevelState` (every ou
 listens on `baogong_levels`, which PostgreSQL notifies when a batch of reports commits new stock or reference
 data changes (migration 0021). Woken, it waits `LIVE_GATHER_S` for commits landing together, brings the state up
 to date with just what was committed and recomputes, stores and publishes only the circles touched, with the
-lag the last full pass measured. Passes are at least `live_interval_s` apart, so a flood of reports costs a few
+lag the last full pass measured. Passes are at least `live_interval_s` apart (and five times their own duration,
+up to 0.6 s: `live_spacing`), so a flood of reports costs a few
 passes a second, not one per batch. A lost connection is logged and reopened; meanwhile the full pass (which
 uses the same state) still runs, so levels are never older than one level interval.
 """
@@ -65,6 +66,10 @@ STAGE = "levels"
 CHANNEL = "baogong_levels"
 #: How long a woken live pass waits for more commits before it reads them.
 LIVE_GATHER_S = 0.02
+#: A live pass is followed by at least this many times its own duration before the next (`live_spacing`).
+LIVE_SHARE = 5.0
+#: ... but never by more than this: a level follows its report within a second.
+LIVE_MAX_SPACING_S = 0.6
 
 
 def register(app: faust.App, sink: faust.TopicT, state: WorkerState, partitions: Callable[[str], int | None]) -> None:
@@ -140,7 +145,8 @@ def register(app: faust.App, sink: faust.TopicT, state: WorkerState, partitions:
                         started = time.monotonic()
                         await asyncio.sleep(LIVE_GATHER_S)
                         await live_pass()
-                        await asyncio.sleep(max(0.0, settings.live_interval_s - (time.monotonic() - started)))
+                        took = time.monotonic() - started
+                        await asyncio.sleep(max(0.0, live_spacing(settings.live_interval_s, took) - took))
             except (psycopg.Error, DatabaseError, OSError) as exc:
                 log.warning("live levels paused (%s); the full pass goes on, retrying in %.0fs", exc, backoff)
                 await asyncio.sleep(backoff)
@@ -158,6 +164,14 @@ def register(app: faust.App, sink: faust.TopicT, state: WorkerState, partitions:
     @app.on_before_shutdown.connect  # type: ignore[arg-type]  # mode types the signal loosely
     async def _close_offsets(sender: faust.App, **_: Any) -> None:
         await offsets.close()
+
+
+def live_spacing(interval_s: float, took_s: float) -> float:
+    """Seconds from the start of one live pass to the start of the next: at least `interval_s`, and
+    `LIVE_SHARE` times what the pass took (capped at `LIVE_MAX_SPACING_S`), so live passes never take more
+    than about a fifth of the leader's time however big the city, and a level still follows its report
+    within a second."""
+    return max(interval_s, min(LIVE_MAX_SPACING_S, took_s * LIVE_SHARE))
 
 
 class BrokerOffsets:
