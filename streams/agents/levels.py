@@ -136,6 +136,7 @@ def register(app: faust.App, sink: faust.TopicT, state: WorkerState, partitions:
                 async with await psycopg.AsyncConnection.connect(url, autocommit=True) as listener:
                     await listener.execute(f"LISTEN {CHANNEL}")
                     backoff = 1.0
+                    await live_pass()  # what was committed while this worker was not listening (not yet leader)
                     while app.is_leader():
                         woken = False
                         async for _ in listener.notifies(timeout=1.0, stop_after=1):
