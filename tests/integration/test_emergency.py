@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import subprocess
 import sys
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -298,8 +299,9 @@ def test_the_cli_declares_lists_and_lifts(database_url: str) -> None:
     assert "no emergency 999" in cli(env, "lift", "999", "--reason", "x", status=2)
 
 
-def test_an_alert_in_a_circle_under_grade_i_escalates_four_times_sooner(database_url: str, tmp_path: Path) -> None:
-    """Critical alerts escalate after 10 minutes unacknowledged; T1 at grade I (alert waits x0.25) after 2.5."""
+def _critical_in_t1_at_grade_i(url: str, tmp_path: Path, moments: Sequence[timedelta]) -> Callable[[str], Any]:
+    """T1 and T2 both critical on rice, T1 under grade I; the dispatcher evaluates at NOW + each of `moments`
+    (alerts hold 60 s, critical ones escalate after 10 minutes). Returns `alert_row` for rice of a circle."""
     from alerts.escalate import Timers
     from alerts.evaluate import Lifecycle, evaluate_once
     from alerts.model import Policy
@@ -309,7 +311,6 @@ def test_an_alert_in_a_circle_under_grade_i_escalates_four_times_sooner(database
     from schema.teams_store import import_teams
     from tests.integration.test_paging import alert_row, seed_city, set_levels, teams_file
 
-    url = database_url
     seed_city(url)
     hooks = {name: "http://127.0.0.1:9/unused" for name in ("T1-team", "T2-team", "T1-owner", "district", "city")}
     assert not import_teams(url, teams_file(tmp_path / "teams.yaml", hooks), channel_check=parse_channel).rejected
@@ -317,7 +318,7 @@ def test_an_alert_in_a_circle_under_grade_i_escalates_four_times_sooner(database
         declare(conn, Scope("circle", "T1"), Grade.I, "T1 封控", "ops-wang", NOW - M10)
     life = Lifecycle(Policy(for_s=60, clear_for_s=60), Timers({"critical": 10}, {"critical": 2}))
     rules = [shortage.rule(0.2, pipeline.Currency(stall_after_s=120, max_lag_s=60))]
-    critical = {("T1", "rice"): 0.5, ("T2", "rice"): 0.5}
+    critical: dict[tuple[str, str], float | None] = {("T1", "rice"): 0.5, ("T2", "rice"): 0.5}
 
     async def run() -> None:
         pool = make_pool(url, max_size=2)
@@ -327,20 +328,23 @@ def test_an_alert_in_a_circle_under_grade_i_escalates_four_times_sooner(database
                 notifiers: dict[str, Notifier] = {}
                 defaults, fallback = default_receivers(Settings.from_env({}, database_url=url), client)
                 teams = Teams(pool, client, defaults, fallback, notifiers, reload_s=3600)
-                for minute in (0, 1, 3):  # pending, firing (paged at 1), 2 minutes unacknowledged
-                    now = NOW + timedelta(minutes=minute)
+                for moment in moments:
+                    now = NOW + moment
                     set_levels(url, now, critical)
                     await evaluate_once(pool, now, rules, await teams.routing(now), life)
-                assert alert_row(url, "T1", "rice")["escalation_level"] == 0
-                now = NOW + timedelta(minutes=3.6)  # 2.6 minutes: past T1's 2.5, far from T2's 10
-                set_levels(url, now, critical)
-                await evaluate_once(pool, now, rules, await teams.routing(now), life)
         finally:
             await pool.close()
 
     asyncio.run(run())
-    assert alert_row(url, "T1", "rice")["escalation_level"] == 1
-    assert alert_row(url, "T2", "rice")["escalation_level"] == 0
+    return lambda circle: alert_row(url, circle, "rice")
+
+
+def test_an_alert_in_a_circle_under_grade_i_escalates_four_times_sooner(database_url: str, tmp_path: Path) -> None:
+    """Critical alerts escalate after 10 minutes unacknowledged; T1 at grade I (alert waits x0.25) after 2.5."""
+    # pending, firing (paged at 1), then 2.6 minutes unacknowledged: past T1's 2.5, far from T2's 10
+    row = _critical_in_t1_at_grade_i(database_url, tmp_path, [timedelta(minutes=m) for m in (0, 1, 3.6)])
+    assert row("T1")["escalation_level"] == 1
+    assert row("T2")["escalation_level"] == 0
 
 
 def test_the_demo_declares_over_one_circle_shows_before_and_after_and_lifts_its_own(database_url: str) -> None:
@@ -376,40 +380,7 @@ def test_a_shortage_in_a_circle_under_grade_i_pages_after_a_quarter_of_the_hold(
     database_url: str, tmp_path: Path
 ) -> None:
     """Alerts fire after holding 60 s; T1 at grade I (waits x0.25) after 15 s, T2 still pending then."""
-    from alerts.escalate import Timers
-    from alerts.evaluate import Lifecycle, evaluate_once
-    from alerts.model import Policy
-    from alerts.notify import Notifier, parse_channel
-    from alerts.pipeline import Teams, default_receivers
-    from alerts.rules import pipeline, shortage
-    from schema.teams_store import import_teams
-    from tests.integration.test_paging import alert_row, seed_city, set_levels, teams_file
-
-    url = database_url
-    seed_city(url)
-    hooks = {name: "http://127.0.0.1:9/unused" for name in ("T1-team", "T2-team", "T1-owner", "district", "city")}
-    assert not import_teams(url, teams_file(tmp_path / "teams.yaml", hooks), channel_check=parse_channel).rejected
-    with connect(url) as conn:
-        declare(conn, Scope("circle", "T1"), Grade.I, "T1 封控", "ops-wang", NOW - M10)
-    life = Lifecycle(Policy(for_s=60, clear_for_s=60), Timers({"critical": 10}, {"critical": 2}))
-    rules = [shortage.rule(0.2, pipeline.Currency(stall_after_s=120, max_lag_s=60))]
-    critical = {("T1", "rice"): 0.5, ("T2", "rice"): 0.5}
-
-    async def run() -> None:
-        pool = make_pool(url, max_size=2)
-        await pool.open(wait=True)
-        try:
-            async with httpx.AsyncClient(timeout=5) as client:
-                notifiers: dict[str, Notifier] = {}
-                defaults, fallback = default_receivers(Settings.from_env({}, database_url=url), client)
-                teams = Teams(pool, client, defaults, fallback, notifiers, reload_s=3600)
-                for seconds in (0, 20):  # both pending at 0; 20 s later past T1's 15 s hold, short of T2's 60
-                    now = NOW + timedelta(seconds=seconds)
-                    set_levels(url, now, critical)
-                    await evaluate_once(pool, now, rules, await teams.routing(now), life)
-        finally:
-            await pool.close()
-
-    asyncio.run(run())
-    assert alert_row(url, "T1", "rice")["state"] == "firing"
-    assert alert_row(url, "T2", "rice")["state"] == "pending"
+    # both pending at 0; 20 s later past T1's 15 s hold, short of T2's 60
+    row = _critical_in_t1_at_grade_i(database_url, tmp_path, [timedelta(seconds=0), timedelta(seconds=20)])
+    assert row("T1")["state"] == "firing"
+    assert row("T2")["state"] == "pending"
