@@ -1,1 +1,1 @@
-"""Streams: Faust agents that turn outlet reports into circle levels."""
+"""Streams: the worker turning outlet reports into circle levels (supply consumers, Faust for the leader's timers)."""
