@@ -87,18 +87,13 @@ def find() -> Path | None:
 
 def ensure_installed(*, progress: Callable[[str], None] = print) -> Path:
     """A Chinese font, installed from Debian's packages when missing (root on Debian only)."""
-    found = find()
-    if found is not None:
-        return found
-    try:
-        debian.install(PACKAGE, label="fonts", progress=progress)
-    except debian.CannotInstall as exc:
-        raise FontMissing(f"no Chinese font for the report's charts, and {exc}: {INSTALL_HINT}") from exc
-    found = find()
-    if found is None:
-        raise FontMissing(f"{PACKAGE} was installed but matplotlib finds no font with Chinese glyphs: {INSTALL_HINT}")
-    progress(f"fonts: installed {found}")
-    return found
+    return debian.ensure(
+        find,
+        PACKAGE,
+        label="fonts",
+        failed=lambda why: FontMissing(f"no Chinese font for the report's charts: {why}: {INSTALL_HINT}"),
+        progress=progress,
+    )
 
 
 def status() -> str:

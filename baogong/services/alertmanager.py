@@ -58,18 +58,13 @@ def find() -> Path | None:
 
 def ensure_installed(*, progress: Callable[[str], None] = print) -> Path:
     """The Alertmanager binary, installed from Debian's registry when missing (root on Debian only)."""
-    found = find()
-    if found is not None:
-        return found
-    try:
-        debian.install(PACKAGE, label="alertmanager", progress=progress)
-    except debian.CannotInstall as exc:
-        raise ServiceError(f"Alertmanager is not installed, and {exc}: {INSTALL_HINT}") from exc
-    found = find()
-    if found is None:
-        raise ServiceError(f"{PACKAGE} was installed but no alertmanager binary is on PATH: {INSTALL_HINT}")
-    progress(f"alertmanager: installed {found}")
-    return found
+    return debian.ensure(
+        find,
+        PACKAGE,
+        label="alertmanager",
+        failed=lambda why: ServiceError(f"no Alertmanager binary: {why}: {INSTALL_HINT}"),
+        progress=progress,
+    )
 
 
 def status() -> str:

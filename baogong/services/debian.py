@@ -6,7 +6,8 @@ not know it. It blocks for the install (a minute at most, usually seconds),
 prints one progress line per step, and raises `CannotInstall` saying why when
 this is not a Debian machine, we are not root, or apt-get failed (with the
 last lines it printed). The caller checks afterwards that what it needs is
-really there.
+really there; `ensure(find, package, …)` does the whole round: what `find`
+gives, else install and look again, else the caller's error.
 """
 
 from __future__ import annotations
@@ -16,6 +17,9 @@ import shutil
 import subprocess
 from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
+
+T = TypeVar("T")
 
 
 class CannotInstall(Exception):
@@ -37,3 +41,27 @@ def install(package: str, *, label: str, progress: Callable[[str], None] = print
     if done.returncode != 0:
         tail = "\n".join((done.stderr or done.stdout).strip().splitlines()[-5:])
         raise CannotInstall(f"apt-get could not install {package}:\n{tail}")
+
+
+def ensure(
+    find: Callable[[], T | None],
+    package: str,
+    *,
+    label: str,
+    failed: Callable[[str], Exception],
+    progress: Callable[[str], None] = print,
+) -> T:
+    """What `find()` gives; when None, install `package` and look again. Raises `failed(why)` when the package
+    cannot be installed ("… is not installed, and <why>") or is installed but `find()` still gives None."""
+    found = find()
+    if found is not None:
+        return found
+    try:
+        install(package, label=label, progress=progress)
+    except CannotInstall as exc:
+        raise failed(f"it is not installed, and {exc}") from exc
+    found = find()
+    if found is None:
+        raise failed(f"{package} was installed but it is still not found")
+    progress(f"{label}: installed {found}")
+    return found
