@@ -39,7 +39,9 @@ WHERE written_xid >= pg_snapshot_xmin(%(since)s::pg_snapshot)
 SELECT circle_id, grade FROM circle_grades(%(now)s);
 
 -- name: previous_levels
+-- The latest stored level of each series of these circles (all when NULL).
 SELECT circle_id, necessity, computed_at, recorded_at, demand_observed_recent, stock, stock_unconfirmed,
        daily_demand, days_of_supply, coverage, coverage_stock, outlets_expected, outlets_fresh, status,
        demand_source, grade
-FROM circle_levels_latest;
+FROM circle_levels_latest
+WHERE %(circles)s::text[] IS NULL OR circle_id = ANY(%(circles)s::text[]);

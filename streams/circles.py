@@ -159,7 +159,8 @@ async def refresh_levels(
     async with transaction(pool) as conn, conn.cursor() as cur:
         await cur.execute(STATE_QUERIES["grades"], {"now": now})
         grades = {r["circle_id"]: int(r["grade"]) for r in await cur.fetchall()}
-        await cur.execute(STATE_QUERIES["previous_levels"])
+        ids = None if chosen is None else [state.circles[i] for i in chosen]
+        await cur.execute(STATE_QUERIES["previous_levels"], {"circles": ids})
         stored = {(r["circle_id"], r["necessity"]): _stored(r) for r in await cur.fetchall()}
         previous = {key: (s.observed_raw, s.computed_at) for key, s in stored.items()}
         levels = [

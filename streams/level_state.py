@@ -136,66 +136,65 @@ class LevelState:
     async def _reload(self, conn: psycopg.AsyncConnection[Any], cur: psycopg.AsyncCursor[Any]) -> None:
         """Read everything again into this (empty) state; the big tables through a server-side cursor, in
         blocks of `READ_BLOCK` rows, so a reload of a province does not hold every row as Python objects."""
-        new = self
         await cur.execute(QUERIES["necessities"])
         for code, per_capita, watch, shortage, critical, min_coverage, fresh_min in await cur.fetchall():
-            new.necessities.append(
+            self.necessities.append(
                 NecessityRule(code, float(per_capita), Thresholds(watch, shortage, critical, min_coverage), fresh_min)
             )
-        new._necessity = {n.code: i for i, n in enumerate(new.necessities)}
+        self._necessity = {n.code: i for i, n in enumerate(self.necessities)}
         await cur.execute(QUERIES["circles"])
         circle_rows = await cur.fetchall()
-        new.circles = [r[0] for r in circle_rows]
-        new.districts = [r[1] for r in circle_rows]
-        new.population = np.array([int(r[2]) for r in circle_rows], np.int64)
-        new._circle = {c: i for i, c in enumerate(new.circles)}
+        self.circles = [r[0] for r in circle_rows]
+        self.districts = [r[1] for r in circle_rows]
+        self.population = np.array([int(r[2]) for r in circle_rows], np.int64)
+        self._circle = {c: i for i, c in enumerate(self.circles)}
         await cur.execute(QUERIES["carries"])
         carries: dict[str, list[int]] = {}
         for business_type, code in await cur.fetchall():
-            if code in new._necessity:
-                carries.setdefault(business_type, []).append(new._necessity[code])
+            if code in self._necessity:
+                carries.setdefault(business_type, []).append(self._necessity[code])
         active: list[bool] = []
         since: list[int] = []
         carried: list[list[int]] = []
         async for outlet_id, is_active, active_since, business_type in _stream(conn, "outlets"):
-            new._outlet[outlet_id] = len(active)
+            self._outlet[outlet_id] = len(active)
             active.append(bool(is_active))
             since.append(NEVER if active_since is None else int(active_since))
             carried.append(carries.get(business_type, []))
-        n_out, n_nec = len(active), len(new.necessities)
-        new._active = np.array(active, np.bool_)
-        new._active_since = np.array(since, np.int64)
-        new._carries = np.zeros((n_out, n_nec), np.bool_)
+        n_out, n_nec = len(active), len(self.necessities)
+        self._active = np.array(active, np.bool_)
+        self._active_since = np.array(since, np.int64)
+        self._carries = np.zeros((n_out, n_nec), np.bool_)
         for i, necs in enumerate(carried):
             if necs:
-                new._carries[i, necs] = True
+                self._carries[i, necs] = True
         del active, since, carried
         of: list[list[int]] = [[] for _ in range(n_out)]
-        by_circle: list[list[int]] = [[] for _ in new.circles]
+        by_circle: list[list[int]] = [[] for _ in self.circles]
         async for outlet_id, circle_id in _stream(conn, "outlet_circles"):
-            o, c = new._outlet.get(outlet_id), new._circle.get(circle_id)
+            o, c = self._outlet.get(outlet_id), self._circle.get(circle_id)
             if o is not None and c is not None:
                 of[o].append(c)
                 by_circle[c].append(o)
-        new._circles_of = [tuple(sorted(cs)) for cs in of]
+        self._circles_of = [tuple(sorted(cs)) for cs in of]
         counts = np.array([len(m) for m in by_circle], np.int64)
-        new._starts = np.concatenate(([0], np.cumsum(counts))).astype(np.int64)
-        new._members = np.array([o for m in by_circle for o in sorted(m)], np.int32)
-        expected = (new._carries & new._active[:, None]).astype(np.int64)
-        new._expected = np.zeros((len(new.circles), n_nec), np.int64)
-        if len(new._members):
-            new._expected = _segment_sum(expected[new._members], counts)
-        new._present = np.zeros((n_out, n_nec), np.bool_)
-        new._quantity = np.zeros((n_out, n_nec))
-        new._sold = np.full((n_out, n_nec), np.nan)
-        new._reported = np.full((n_out, n_nec), NEVER, np.int64)
+        self._starts = np.concatenate(([0], np.cumsum(counts))).astype(np.int64)
+        self._members = np.array([o for m in by_circle for o in sorted(m)], np.int32)
+        expected = (self._carries & self._active[:, None]).astype(np.int64)
+        self._expected = np.zeros((len(self.circles), n_nec), np.int64)
+        if len(self._members):
+            self._expected = _segment_sum(expected[self._members], counts)
+        self._present = np.zeros((n_out, n_nec), np.bool_)
+        self._quantity = np.zeros((n_out, n_nec))
+        self._sold = np.full((n_out, n_nec), np.nan)
+        self._reported = np.full((n_out, n_nec), NEVER, np.int64)
         block: list[tuple[Any, ...]] = []
         async for row in _stream(conn, "stock_all"):
             block.append(row)
             if len(block) >= READ_BLOCK:
-                new._apply(block, track=False)
+                self._apply(block, track=False)
                 block.clear()
-        new._apply(block, track=False)
+        self._apply(block, track=False)
 
     def _apply(self, rows: Iterable[Sequence[Any]], *, track: bool = True) -> Touched:
         """Set each (outlet, necessity) row; the circles of the outlets whose stock changed (when `track`)."""
