@@ -422,31 +422,47 @@ class ReportSink:
             await cur.execute(QUERIES[f"{insert}_naming_duplicates"])
             dups = {id(part[r["seq"]][1]) for r in await cur.fetchall()}
             if inventory:
-                await cur.execute(QUERIES["upsert_stock_from_staging"])
+                await cur.execute(QUERIES["upsert_stock_from_staging"], _bounds(part))
             return dups
 
 
-def _newest(part: Sequence[Pair]) -> dict[str, str]:
-    """The (outlet, necessity) pairs of `part` with their newest reported_at: `upsert_stock_for_keys`' arrays.
+def _newest(part: Sequence[Pair]) -> dict[str, Any]:
+    """`upsert_stock_for_keys`' parameters: each (outlet, necessity) of `part` with its newest reported_at and
+    the sums of its rows at that time (sold_24h: None when none of them has one), and the earliest and latest of
+    those times.
 
     As array literals (text), which cost a join where psycopg's list dumper formats every element.
     """
-    newest: dict[tuple[str, str], datetime] = {}
+    newest: dict[tuple[str, str], list[Any]] = {}  # (outlet, necessity) -> [reported_at, quantity, sold_24h]
     for _, r in part:
         ln = r.line
         key = (ln.outlet_id, ln.necessity)
-        at = newest.get(key)
-        if at is None or ln.reported_at > at:
-            newest[key] = ln.reported_at
+        got = newest.get(key)
+        if got is None or ln.reported_at > got[0]:
+            newest[key] = [ln.reported_at, ln.amount, ln.sold_24h]
+        elif ln.reported_at == got[0]:
+            got[1] += ln.amount
+            if ln.sold_24h is not None:
+                got[2] = ln.sold_24h if got[2] is None else got[2] + ln.sold_24h
     times: dict[datetime, str] = {}
-    for at in newest.values():
+    for at, _, _ in newest.values():
         if at not in times:
             times[at] = at.isoformat()
     return {
         "outlets": _array(o for o, _ in newest),
         "necessities": _array(n for _, n in newest),
-        "reported_ats": _array(times[at] for at in newest.values()),
+        "reported_ats": _array(times[at] for at, _, _ in newest.values()),
+        "quantities": "{" + ",".join(repr(float(q)) for _, q, _ in newest.values()) + "}",
+        "solds": "{" + ",".join("NULL" if s is None else repr(float(s)) for _, _, s in newest.values()) + "}",
+        "earliest": min(times),
+        "latest": max(times),
     }
+
+
+def _bounds(part: Sequence[Pair]) -> dict[str, datetime]:
+    """The earliest and latest reported_at of `part` (not empty), which bound the stock upserts' lookups."""
+    times = {r.line.reported_at for _, r in part}
+    return {"earliest": min(times), "latest": max(times)}
 
 
 def _array(texts: Iterable[str]) -> str:
@@ -473,10 +489,11 @@ def _copy_field(text: str | None) -> str:
 def _copy_text(inventory: bool, part: Sequence[Pair], *, seq: bool = True) -> str:
     """The rows of `part` in COPY text format; with `seq` (the staging tables), a last column: place in `part`.
 
-    Floats as `repr` (the shortest text that reads back as the same double),
-    times as ISO 8601 with their offset; what repeats (an outlet, a supplier,
-    a report's times) is formatted once. Several times faster than psycopg's
-    `write_row` per row, which formats every field of every row.
+    The columns are in the order of the COPY statements (`copy_reports`, `copy_prices` and their staging
+    twins): first what the lines of one report share (reported_at, outlet, supplier, received_at), formatted
+    once per report, then the line's own. Floats as `repr` (the shortest text that reads back as the same
+    double), times as ISO 8601 with their offset. Several times faster than psycopg's `write_row` per row,
+    which formats every field of every row.
     """
     memo: dict[Any, str] = {}
 
@@ -488,25 +505,35 @@ def _copy_text(inventory: bool, part: Sequence[Pair], *, seq: bool = True) -> st
 
     lines = []
     end = "\n"
+    shared: tuple[str, Any, Any, Any, Any] = ("", None, None, None, None)  # the prefix, and what it was made of
     for i, (_, r) in enumerate(part):
         if seq:
             end = f"\t{i}\n"
         ln = r.line
+        if not (
+            ln.reported_at is shared[1]
+            and ln.outlet_id is shared[2]
+            and r.supplier_id is shared[3]
+            and r.received_at is shared[4]
+        ):  # a new report (its lines share these very objects)
+            prefix = f"{text(ln.reported_at)}\t{text(ln.outlet_id)}\t{text(r.supplier_id)}\t{text(r.received_at)}\t"
+            shared = (prefix, ln.reported_at, ln.outlet_id, r.supplier_id, r.received_at)
+        prefix = shared[0]
+        necessity = memo.get(ln.necessity) or text(ln.necessity)
         message_id = ln.message_id
-        mid = "\\N" if message_id is None else _copy_field(message_id)
+        mid = "\\N" if message_id is None else _plain(message_id)
         if inventory:
-            key = mid if ln.line_key == message_id else _copy_field(ln.line_key)
+            key = mid if ln.line_key == message_id else _plain(ln.line_key)
             sold = "\\N" if ln.sold_24h is None else repr(float(ln.sold_24h))
-            lines.append(
-                f"{text(ln.reported_at)}\t{text(ln.outlet_id)}\t{text(ln.necessity)}\t{key}\t{float(ln.amount)!r}\t"
-                f"{sold}\t{text(r.supplier_id)}\t{mid}\t{text(r.received_at)}{end}"
-            )
+            lines.append(f"{prefix}{necessity}\t{key}\t{float(ln.amount)!r}\t{sold}\t{mid}{end}")
         else:
-            lines.append(
-                f"{text(ln.reported_at)}\t{text(ln.outlet_id)}\t{text(ln.necessity)}\t{float(ln.amount)!r}\t"
-                f"{text(r.supplier_id)}\t{mid}\t{text(r.received_at)}{end}"
-            )
+            lines.append(f"{prefix}{necessity}\t{float(ln.amount)!r}\t{mid}{end}")
     return "".join(lines)
+
+
+def _plain(text: str) -> str:
+    """`_copy_field` of a string, with one C call for the usual one (printable, no backslash: nothing to escape)."""
+    return text if text.isprintable() and "\\" not in text else _copy_field(text)
 
 
 async def pause(seconds: float, stopping: Callable[[], bool], step_s: float = 0.5) -> None:

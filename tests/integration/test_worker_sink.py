@@ -90,6 +90,35 @@ def test_a_report_is_the_outlets_snapshot(database_url: str) -> None:
     assert health(database_url)["s1"] == (6, 0, 0, 0)  # six lines, all new
 
 
+RICE_SOLD = "SELECT sold_24h FROM outlet_stock WHERE outlet_id = 'O1' AND necessity = 'rice'"
+
+
+def test_a_report_continued_in_later_batches_adds_up_sold_24h_too(database_url: str) -> None:
+    """The stock of a report split over batches: the first batch's sums, then the lines at that time re-summed."""
+    seed_tiny_city(database_url)
+    t0, t1, t2 = NOW - timedelta(hours=3), NOW - timedelta(hours=2), NOW - timedelta(hours=1)
+    write(database_url, [message(0, "s1", [replace(line("O1", "rice", 50, t1, "A"), sold_24h=5.0)])])
+    assert stock(database_url)[("O1", "rice")] == (50.0, t1)
+    write(
+        database_url,
+        [
+            message(1, "s1", [line("O1", "rice", 20, t1, "B")]),  # the same report, another pack, no sold_24h
+            message(2, "s1", [line("O1", "oil", 2, t0, "OIL")]),
+        ],
+    )
+    assert stock(database_url)[("O1", "rice")] == (70.0, t1)
+    assert stock(database_url)[("O1", "oil")] == (2.0, t0)
+    with connect(database_url) as conn:
+        sold = conn.execute(RICE_SOLD).fetchone()
+    assert sold is not None and sold["sold_24h"] == 5.0
+    write(database_url, [message(3, "s1", [line("O1", "rice", 1, t2, "A"), line("O1", "rice", 2, t2, "B", 1)])])
+    write(database_url, [message(4, "s1", [line("O1", "rice", 999, t1, "C")])])  # late, older: changes nothing
+    assert stock(database_url)[("O1", "rice")] == (3.0, t2)
+    with connect(database_url) as conn:
+        sold = conn.execute(RICE_SOLD).fetchone()
+    assert sold is not None and sold["sold_24h"] is None
+
+
 def test_redeliveries_are_skipped_and_counted_once_mixed_suppliers_exactly(database_url: str) -> None:
     seed_tiny_city(database_url)
     at = NOW - timedelta(minutes=30)
