@@ -136,8 +136,8 @@ class Settings(BaseModel):
 
     worker_id: str = Field(
         "baogong-streams",
-        description="Faust app id = the consumer group electing the leader; the supply consumers' group is "
-        "<worker_id>-supply",
+        description="Faust app id = the consumer group electing the leader; the consumers of a supply topic form "
+        "the group <worker_id>-<topic>",
     )
     worker_port: int = Field(6066, description="Faust web port of the stream worker")
     worker_session_timeout_s: float = Field(

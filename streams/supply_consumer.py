@@ -8,12 +8,15 @@ messages (tests/bench/scale.py, (b) and (c)). Here `getmany` returns whatever
 the consumer's background fetcher holds, as many messages as a batch takes,
 in one call.
 
-The group: every worker runs one consumer per supply topic (inventory,
-prices) in ONE Kafka consumer group, `supply_group(settings)` =
-"<worker_id>-supply". The range assignor splits each topic's partitions
-evenly between the workers (a partition is read by one worker at a time, so
-per-outlet order holds); a worker joining or leaving moves partitions with a
-rebalance. Static membership, session timeout, heartbeats and the rebalance
+The groups: every worker runs one consumer per supply topic (inventory,
+prices), each in the Kafka consumer group of its topic,
+`supply_group(settings, topic)` = "<worker_id>-<topic>". The range assignor
+splits the topic's partitions evenly between the workers (a partition is read
+by one worker at a time, so per-outlet order holds); a worker joining or
+leaving moves partitions with a rebalance. One group per topic, so that a
+worker's second consumer joining does not rebalance (and so pause) its first,
+as it did when both shared one group: right after a start, that cost a batch's
+wait and a level pass's latency. Static membership, session timeout, heartbeats and the rebalance
 timeout follow the same settings as the Faust app's own group
 (`membership`), which now only elects the leader that runs the full level
 pass. Offsets are committed to Kafka by hand, never automatically.
@@ -91,9 +94,9 @@ MAX_POLL_INTERVAL_MS = 1_000_000
 SEEK_TIMEOUT_S = 5.0
 
 
-def supply_group(settings: Settings) -> str:
-    """The Kafka consumer group of the workers' supply consumers."""
-    return f"{settings.worker_id}-supply"
+def supply_group(settings: Settings, topic: str) -> str:
+    """The Kafka consumer group of the workers' consumers of supply topic `topic` (its full name)."""
+    return f"{settings.worker_id}-{topic}"
 
 
 @dataclass(frozen=True)
@@ -191,7 +194,7 @@ class SupplyConsumer(Generic[B]):
         return AIOKafkaConsumer(
             bootstrap_servers=self.settings.kafka_bootstrap,
             client_id=f"{self.settings.worker_id}-{self.what}",
-            group_id=supply_group(self.settings),
+            group_id=supply_group(self.settings, self.topic),
             group_instance_id=instance,
             partition_assignment_strategy=(RangePartitionAssignor,),  # even per topic
             enable_auto_commit=False,

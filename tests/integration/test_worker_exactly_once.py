@@ -40,6 +40,7 @@ from tests.integration.worker_harness import (
     report,
     seed_stream_city,
     stored,
+    supply_groups,
     wait_all_committed,
     wait_all_written,
     worker_settings,
@@ -158,13 +159,13 @@ def test_kill_9_in_the_middle_of_a_write_then_restart_stores_what_an_undisturbed
             assert written_before, "batches before the held report were written"
             worker.send_signal(signal.SIGKILL)
             worker.wait()
-            assert_commits_never_past_writes(stream.bootstrap, supply_group(settings), database_url)
+            assert_commits_never_past_writes(stream.bootstrap, supply_groups(settings), database_url)
         assert _offsets(database_url) == written_before  # the killed write committed nothing
         with baogong_process(["worker"], settings.env(), tmp_path / "worker2.log"):
             wait_all_written(database_url, stream.bootstrap, stream.topics, 120, "the restarted worker to finish")
             levels = levels_after(database_url, datetime.now(UTC), 60)
-            wait_all_committed(stream.bootstrap, supply_group(settings), stream.topics, 60)
-            assert_commits_never_past_writes(stream.bootstrap, supply_group(settings), database_url)
+            wait_all_committed(stream.bootstrap, supply_groups(settings), stream.topics, 60)
+            assert_commits_never_past_writes(stream.bootstrap, supply_groups(settings), database_url)
     except AssertionError:
         _print_logs(tmp_path, "worker.log", "worker2.log")
         raise
@@ -186,8 +187,8 @@ def test_two_workers_in_one_group_store_what_one_does(stream: Stream, database_u
                 wait_for(lambda: _members(stream.bootstrap, first.worker_id) == 2, 60, "the second worker to join")
             wait_all_written(database_url, stream.bootstrap, stream.topics, 120, "the two workers to finish")
             levels = levels_after(database_url, datetime.now(UTC), 60)
-            wait_all_committed(stream.bootstrap, supply_group(first), stream.topics, 60)
-            assert_commits_never_past_writes(stream.bootstrap, supply_group(first), database_url)
+            wait_all_committed(stream.bootstrap, supply_groups(first), stream.topics, 60)
+            assert_commits_never_past_writes(stream.bootstrap, supply_groups(first), database_url)
             assert one.poll() is None and two.poll() is None
     except AssertionError:
         _print_logs(tmp_path, "worker1.log", "worker2.log")
@@ -235,14 +236,16 @@ def test_a_worker_whose_kafka_offsets_lag_the_database_starts_where_the_database
     settings = worker_settings(
         stream.bootstrap, database_url, stream.prefix, f"{stream.prefix.strip('.')}-seek", worker_instance_id="none"
     )
-    group = supply_group(settings)
+    groups = supply_groups(settings)
     try:
         with baogong_process(["worker"], settings.env(), tmp_path / "worker.log"):
             wait_all_written(database_url, stream.bootstrap, stream.topics, 120, "the first run to write everything")
-            wait_all_committed(stream.bootstrap, group, stream.topics, 60)
+            wait_all_committed(stream.bootstrap, groups, stream.topics, 60)
         written = _offsets(database_url)
-        _commit_offsets(stream.bootstrap, group, dict.fromkeys(written, 0))  # the group left: Kafka takes it
-        assert set(committed_offsets(stream.bootstrap, group).values()) == {0}
+        for topic in {t for t, _ in written}:  # the groups left: Kafka takes it
+            zero = {tp: 0 for tp in written if tp[0] == topic}
+            _commit_offsets(stream.bootstrap, supply_group(settings, topic), zero)
+        assert set(committed_offsets(stream.bootstrap, groups).values()) == {0}
         log = tmp_path / "worker2.log"
         with baogong_process(["worker"], settings.env(), log):
             wait_for(

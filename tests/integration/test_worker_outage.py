@@ -15,7 +15,6 @@ from pathlib import Path
 
 from psycopg.conninfo import conninfo_to_dict
 
-from streams.supply_consumer import supply_group
 from tests.integration.worker_harness import (
     OUTLETS,
     TcpForwarder,
@@ -28,6 +27,7 @@ from tests.integration.worker_harness import (
     report,
     seed_stream_city,
     stored,
+    supply_groups,
     via_port,
     wait_all_written,
     worker_settings,
@@ -87,7 +87,7 @@ def test_worker_started_with_database_and_broker_down_waits_and_stores_everythin
             time.sleep(3)
             db_forwarder.open()
             wait_all_written(database_url, configured_kafka, names[:1], 120, "what was produced during the 2nd outage")
-            assert_commits_never_past_writes(configured_kafka, supply_group(settings), database_url)
+            assert_commits_never_past_writes(configured_kafka, supply_groups(settings), database_url)
             assert worker.poll() is None
     except AssertionError:
         print(log.read_text(errors="replace")[-6000:])
@@ -126,7 +126,7 @@ def test_worker_asked_to_stop_during_an_outage_stops_without_acknowledging(
             worker.terminate()
             assert worker.wait(timeout=60) == 75, "stopped without acknowledging (EX_TEMPFAIL)"
         assert "WITHOUT acknowledging" in log.read_text()
-        assert all(off == 0 for off in committed_offsets(configured_kafka, supply_group(settings)).values())
+        assert all(off == 0 for off in committed_offsets(configured_kafka, supply_groups(settings)).values())
         db_forwarder.open()
         with baogong_process(["worker"], settings.env(), tmp_path / "worker2.log"):
             wait_all_written(database_url, configured_kafka, [name], 60, "the batch, redelivered and written")

@@ -15,7 +15,6 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from schema.db import connect
-from streams.supply_consumer import supply_group
 from tests.integration.worker_harness import (
     OUTLETS,
     assert_commits_never_past_writes,
@@ -24,6 +23,7 @@ from tests.integration.worker_harness import (
     report,
     seed_stream_city,
     stored,
+    supply_groups,
     wait_all_committed,
     wait_all_written,
     worker_settings,
@@ -81,14 +81,14 @@ def test_poison_is_dead_lettered_alone_and_everything_else_is_stored(
             deadline = time.monotonic() + 90
             done = False
             while not done:  # commits are checked against writes all along the way
-                assert_commits_never_past_writes(configured_kafka, supply_group(settings), database_url)
+                assert_commits_never_past_writes(configured_kafka, supply_groups(settings), database_url)
                 try:
                     wait_all_written(database_url, configured_kafka, [inventory, prices], 0.5, "all written")
                     done = True
                 except AssertionError:
                     assert time.monotonic() < deadline, "the worker did not write every partition to its end"
-            wait_all_committed(configured_kafka, supply_group(settings), [inventory, prices], 60)
-            assert_commits_never_past_writes(configured_kafka, supply_group(settings), database_url)
+            wait_all_committed(configured_kafka, supply_groups(settings), [inventory, prices], 60)
+            assert_commits_never_past_writes(configured_kafka, supply_groups(settings), database_url)
             assert worker.poll() is None, "the worker must keep running after poison"
     except AssertionError:
         print(log.read_text(errors="replace")[-6000:])

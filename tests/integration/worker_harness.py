@@ -24,6 +24,7 @@ from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from baogong.settings import Settings
 from schema import topics
 from schema.db import connect
+from streams.supply_consumer import supply_group
 from tests.conftest import copy_template, drop_database
 from tests.support import free_port, seed_tiny_city, wait_for
 
@@ -145,14 +146,22 @@ def end_offsets(bootstrap: str, names: Sequence[str]) -> dict[tuple[str, int], i
         consumer.close()
 
 
-def committed_offsets(bootstrap: str, group: str) -> dict[tuple[str, int], int]:
-    """The consumer group's committed offsets (what Kafka would redeliver from)."""
+def supply_groups(settings: Settings) -> list[str]:
+    """The consumer groups of a worker's supply consumers (`streams.supply_consumer.supply_group`), one per topic."""
+    return [supply_group(settings, settings.topic(spec.name)) for spec in (topics.INVENTORY, topics.PRICES)]
+
+
+def committed_offsets(bootstrap: str, groups: Sequence[str]) -> dict[tuple[str, int], int]:
+    """The consumer groups' committed offsets (what Kafka would redeliver from), all topics together."""
     admin = KafkaAdminClient(bootstrap_servers=bootstrap)
+    out: dict[tuple[str, int], int] = {}
     try:
-        found = admin.list_group_offsets({group: None}).get(group, {})
+        for group in groups:
+            found = admin.list_group_offsets({group: None}).get(group, {})
+            out.update({(tp.topic, tp.partition): meta.offset for tp, meta in found.items() if meta.offset >= 0})
     finally:
         admin.close()
-    return {(tp.topic, tp.partition): meta.offset for tp, meta in found.items() if meta.offset >= 0}
+    return out
 
 
 def written_offsets(url: str) -> dict[tuple[str, int], int]:
@@ -161,14 +170,14 @@ def written_offsets(url: str) -> dict[tuple[str, int], int]:
     return {(r["topic"], r["partition"]): r["next_offset"] for r in rows}
 
 
-def assert_commits_never_past_writes(bootstrap: str, group: str, url: str) -> dict[tuple[str, int], int]:
+def assert_commits_never_past_writes(bootstrap: str, groups: Sequence[str], url: str) -> dict[tuple[str, int], int]:
     """Kafka's committed offset of every partition is at or below what the database holds as written.
 
     Committed offsets are read first: a commit always follows the write it
     covers, so an offset committed before the database is read must be covered
     by what the database holds then.
     """
-    committed = committed_offsets(bootstrap, group)
+    committed = committed_offsets(bootstrap, groups)
     written = written_offsets(url)
     for tp, offset in committed.items():
         if tp[0].endswith(("supply.inventory.v1", "supply.prices.v1")):
@@ -187,11 +196,11 @@ def wait_all_written(url: str, bootstrap: str, names: Sequence[str], timeout_s: 
     wait_for(done, timeout_s, what)
 
 
-def wait_all_committed(bootstrap: str, group: str, names: Sequence[str], timeout_s: float) -> None:
+def wait_all_committed(bootstrap: str, groups: Sequence[str], names: Sequence[str], timeout_s: float) -> None:
     ends = {tp: off for tp, off in end_offsets(bootstrap, names).items() if off > 0}
 
     def done() -> bool:
-        committed = committed_offsets(bootstrap, group)
+        committed = committed_offsets(bootstrap, groups)
         return all(committed.get(tp, 0) >= off for tp, off in ends.items())
 
     wait_for(done, timeout_s, "Kafka to commit every partition to its end")
