@@ -39,7 +39,7 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import psycopg
@@ -100,19 +100,13 @@ class Written:
 
 
 @dataclass(slots=True)
-class SinkRow:
-    """One row to store: `line` is the sum of the `lines` report lines of one message that share its key."""
-
-    supplier_id: str
-    received_at: datetime
-    line: Accepted
-    lines: int = 1
-
-
-@dataclass(slots=True)
 class MessageWrite:
     """What one Kafka message asks of the sink: its rows, and its validation counts (rejected, dead-lettered).
 
+    `rows` are the message's accepted lines, one per stored row (`keyed_rows`:
+    lines sharing a key summed into one); `summed` names the rows that sum
+    more than one line (id of the row -> how many), for the feed-health
+    counts. Every row is stored with `supplier_id` and `received_at`.
     `counts.accepted` and `counts.duplicates` are the sink's to fill; `payload`
     is the message's raw value, for dead letters. `counted_upstream`: the
     supplier API published this message and already counted its records as
@@ -121,10 +115,16 @@ class MessageWrite:
 
     position: Position
     supplier_id: str
-    rows: list[SinkRow] = field(default_factory=list)
+    rows: list[Accepted] = field(default_factory=list)
     counts: FeedCounts = field(default_factory=FeedCounts)
     payload: bytes | None = None
     counted_upstream: bool = False
+    received_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+    summed: dict[int, int] = field(default_factory=dict)
+
+    def lines(self, row: Accepted) -> int:
+        """How many of the message's lines `row` stands for."""
+        return self.summed.get(id(row), 1) if self.summed else 1
 
 
 @dataclass
@@ -138,32 +138,33 @@ class BatchResult:
     counts: dict[str, FeedCounts] = field(default_factory=dict)
 
 
-OnRefused = Callable[[MessageWrite, SinkRow, Exception], Awaitable[None]]
+OnRefused = Callable[[MessageWrite, Accepted, Exception], Awaitable[None]]
 
 
-def keyed_rows(kind: Kind, supplier_id: str, received_at: datetime, lines: Sequence[Accepted]) -> list[SinkRow]:
-    """One message's accepted lines as rows: inventory lines sharing a key (`row_key`) summed, in order.
+def keyed_rows(kind: Kind, lines: Sequence[Accepted]) -> tuple[list[Accepted], dict[int, int]]:
+    """One message's accepted lines as rows, in order: inventory lines sharing a key (`row_key`) summed into one;
+    and the rows that sum more than one line (id of the row -> how many: `MessageWrite.summed`).
 
     (The lines of one report share outlet and reported_at.) Quantities add up,
     and so do sold_24h (a line without sold_24h adds nothing; the row has none
     only when none of its lines had one); the first line's index and
-    message_id stay. Price lines are not summed (one price per row).
+    message_id stay. Price lines are not summed (one price per row). The usual
+    report (no two lines share a key) comes back as it is, its lines the rows.
     """
-    plain = [SinkRow(supplier_id, received_at, ln) for ln in lines]
     if kind != "inventory" or len({(ln.outlet_id, ln.necessity, ln.reported_at, ln.line_key) for ln in lines}) == len(
         lines
     ):
-        return plain  # the usual report: no two lines share a key
-    rows: dict[tuple[Any, ...], SinkRow] = {}
+        return list(lines), {}
+    rows: dict[tuple[Any, ...], tuple[Accepted, int]] = {}
     for ln in lines:
         key = row_key(kind, ln)
-        row = rows.get(key)
-        if row is None:
-            rows[key] = SinkRow(supplier_id, received_at, ln)
+        got = rows.get(key)
+        if got is None:
+            rows[key] = (ln, 1)
             continue
-        first = row.line
+        first, count = got
         sold = first.sold_24h if ln.sold_24h is None else (first.sold_24h or 0.0) + ln.sold_24h
-        row.line = Accepted(
+        summed = Accepted(
             first.index,
             first.outlet_id,
             first.necessity,
@@ -175,8 +176,8 @@ def keyed_rows(kind: Kind, supplier_id: str, received_at: datetime, lines: Seque
             first.at,
             first.line_key,
         )
-        row.lines += 1
-    return list(rows.values())
+        rows[key] = (summed, count + 1)
+    return [row for row, _ in rows.values()], {id(row): count for row, count in rows.values() if count > 1}
 
 
 def row_key(kind: Kind, line: Accepted) -> tuple[Any, ...]:
@@ -195,7 +196,7 @@ def _is_refusal(exc: Exception) -> bool:
     return True
 
 
-Pair = tuple[MessageWrite, SinkRow]
+Pair = tuple[MessageWrite, Accepted]
 
 
 class ReportSink:
@@ -320,7 +321,7 @@ class ReportSink:
             inventory = kind == "inventory"
             for m in kept:
                 for row in m.rows:
-                    ln = row.line
+                    ln = row
                     key = (
                         (ln.outlet_id, ln.necessity, ln.reported_at, ln.line_key)
                         if inventory
@@ -358,18 +359,18 @@ class ReportSink:
             new = 0
             for m, row in pending:
                 if id(row) in stored_before:
-                    counts[m.supplier_id].duplicates += 0 if m.counted_upstream else row.lines
+                    counts[m.supplier_id].duplicates += 0 if m.counted_upstream else m.lines(row)
                     result.duplicates += 1
                 elif not (refused_before and id(row) in refused_before):
                     if not m.counted_upstream:
-                        counts[m.supplier_id].accepted += row.lines
+                        counts[m.supplier_id].accepted += m.lines(row)
                     new += 1
             result.new = new
             for m, row in repeats:
-                counts[m.supplier_id].duplicates += 0 if m.counted_upstream else row.lines
+                counts[m.supplier_id].duplicates += 0 if m.counted_upstream else m.lines(row)
                 result.duplicates += 1
             for (m, row), _ in refused:
-                counts[m.supplier_id].rejected += row.lines
+                counts[m.supplier_id].rejected += m.lines(row)
                 counts[m.supplier_id].dead_lettered += 1
                 result.refused += 1
 
@@ -434,8 +435,7 @@ def _newest(part: Sequence[Pair]) -> dict[str, Any]:
     As array literals (text), which cost a join where psycopg's list dumper formats every element.
     """
     newest: dict[tuple[str, str], list[Any]] = {}  # (outlet, necessity) -> [reported_at, quantity, sold_24h]
-    for _, r in part:
-        ln = r.line
+    for _, ln in part:
         key = (ln.outlet_id, ln.necessity)
         got = newest.get(key)
         if got is None or ln.reported_at > got[0]:
@@ -461,7 +461,7 @@ def _newest(part: Sequence[Pair]) -> dict[str, Any]:
 
 def _bounds(part: Sequence[Pair]) -> dict[str, datetime]:
     """The earliest and latest reported_at of `part` (not empty), which bound the stock upserts' lookups."""
-    times = {r.line.reported_at for _, r in part}
+    times = {ln.reported_at for _, ln in part}
     return {"earliest": min(times), "latest": max(times)}
 
 
@@ -506,18 +506,17 @@ def _copy_text(inventory: bool, part: Sequence[Pair], *, seq: bool = True) -> st
     lines = []
     end = "\n"
     shared: tuple[str, Any, Any, Any, Any] = ("", None, None, None, None)  # the prefix, and what it was made of
-    for i, (_, r) in enumerate(part):
+    for i, (m, ln) in enumerate(part):
         if seq:
             end = f"\t{i}\n"
-        ln = r.line
         if not (
             ln.reported_at is shared[1]
             and ln.outlet_id is shared[2]
-            and r.supplier_id is shared[3]
-            and r.received_at is shared[4]
+            and m.supplier_id is shared[3]
+            and m.received_at is shared[4]
         ):  # a new report (its lines share these very objects)
-            prefix = f"{text(ln.reported_at)}\t{text(ln.outlet_id)}\t{text(r.supplier_id)}\t{text(r.received_at)}\t"
-            shared = (prefix, ln.reported_at, ln.outlet_id, r.supplier_id, r.received_at)
+            prefix = f"{text(ln.reported_at)}\t{text(ln.outlet_id)}\t{text(m.supplier_id)}\t{text(m.received_at)}\t"
+            shared = (prefix, ln.reported_at, ln.outlet_id, m.supplier_id, m.received_at)
         prefix = shared[0]
         necessity = memo.get(ln.necessity) or text(ln.necessity)
         message_id = ln.message_id

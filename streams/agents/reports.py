@@ -40,11 +40,11 @@ import faust
 import orjson
 
 from schema import topics
-from schema.contract import Context, Kind, Rejection, validate_report
+from schema.contract import Accepted, Context, Kind, Rejection, validate_report
 from schema.feed import DeadLetterCap, FeedCounts
 from streams.batch import PoisonLimit, describe
 from streams.metrics import METRICS
-from streams.sink import NOTHING, MessageWrite, Position, SinkRow, TopicPartition, keyed_rows
+from streams.sink import NOTHING, MessageWrite, Position, TopicPartition, keyed_rows
 from streams.state import WorkerState
 from streams.supply_consumer import SupplyConsumer
 
@@ -87,8 +87,7 @@ def register(
             await fut
         METRICS.dead_letters.labels(kind).inc(len(pending))
 
-    async def on_refused(message: MessageWrite, row: SinkRow, exc: Exception) -> None:
-        ln = row.line
+    async def on_refused(message: MessageWrite, ln: Accepted, exc: Exception) -> None:
         reason = f"the database refused this line: {describe(exc)}"
         body = _letter(kind, message.supplier_id, Rejection(ln.index, "line", reason, outlet_id=ln.outlet_id))
         await send_letters([{**body, "payload": _text(message.payload)}])
@@ -122,7 +121,7 @@ def register(
                 report, lines, rejections, ctx = await check(raw, ctx)
                 supplier = report.supplier_id if report else "unknown"
                 received_at = (report.received_at if report else None) or datetime.now(UTC)
-                rows = keyed_rows(kind, supplier, received_at, lines)
+                rows, summed = keyed_rows(kind, lines)
             except Exception as exc:  # this message alone is refused; the batch goes on
                 poison.refused(1)  # a bug that refuses everything stops the worker instead
                 reason = f"could not be processed: {describe(exc)}"
@@ -136,7 +135,9 @@ def register(
             allowed = cap.allow(supplier, len(rejections))
             out.letters.extend({**_letter(kind, supplier, r), "payload": _text(raw)} for r in rejections[:allowed])
             counts = FeedCounts(rejected=len(rejections), dead_lettered=allowed)
-            out.writes.append(MessageWrite(position, supplier, rows, counts, raw, counted_upstream=via_api))
+            out.writes.append(
+                MessageWrite(position, supplier, rows, counts, raw, via_api, received_at=received_at, summed=summed)
+            )
         return out
 
     async def write(batch: Prepared) -> None:

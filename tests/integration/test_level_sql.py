@@ -33,7 +33,7 @@ from schema.demo_city import build_demo_city
 from schema.seed import seed_demo
 from streams.circles import CITY, area_levels, refresh_levels
 from streams.levels import CircleLevel, DemandRule, Lag
-from streams.sink import MessageWrite, Position, ReportSink, SinkRow, keyed_rows
+from streams.sink import MessageWrite, Position, ReportSink, keyed_rows
 
 H = timedelta(hours=1)
 
@@ -118,7 +118,7 @@ def write(url: str, reports: Sequence[Report], partition: int) -> None:
     by their SKU as the Kafka path keys them: the sink stores each and outlet_stock holds their sum.
     """
 
-    async def refused(message: MessageWrite, row: SinkRow, exc: Exception) -> None:
+    async def refused(message: MessageWrite, row: Accepted, exc: Exception) -> None:
         raise AssertionError(f"the sink refused {row}: {exc}")
 
     async def run() -> None:
@@ -128,11 +128,14 @@ def write(url: str, reports: Sequence[Report], partition: int) -> None:
                 Accepted(i, outlet, necessity, quantity, "kg", at, sold, None, at.timestamp(), f"{necessity}-{i}")
                 for i, (necessity, quantity, sold) in enumerate(lines)
             ]
+            rows, summed = keyed_rows("inventory", accepted)
             messages.append(
                 MessageWrite(
                     Position("test.supply.inventory.v1", partition, offset),
                     "s1",
-                    rows=keyed_rows("inventory", "s1", at, accepted),
+                    rows=rows,
+                    received_at=at,
+                    summed=summed,
                 )
             )
         pool = make_pool(url)

@@ -12,7 +12,7 @@ from typing import Any
 from schema.contract import Accepted, Kind
 from schema.db import connect, make_pool
 from schema.feed import FeedCounts
-from streams.sink import BatchResult, MessageWrite, Position, ReportSink, SinkRow, Written, keyed_rows
+from streams.sink import BatchResult, MessageWrite, Position, ReportSink, Written, keyed_rows
 from tests.support import seed_tiny_city
 
 TOPIC = "t.supply.inventory.v1"
@@ -24,15 +24,17 @@ def line(outlet: str, necessity: str, qty: float, at: datetime, key: str = "", i
 
 
 def message(offset: int, supplier: str, lines: Sequence[Accepted], partition: int = 0) -> MessageWrite:
-    rows = keyed_rows("inventory", supplier, NOW, list(lines))
-    return MessageWrite(Position(TOPIC, partition, offset, NOW), supplier, rows, FeedCounts(), b"{}")
+    rows, summed = keyed_rows("inventory", list(lines))
+    return MessageWrite(
+        Position(TOPIC, partition, offset, NOW), supplier, rows, FeedCounts(), b"{}", received_at=NOW, summed=summed
+    )
 
 
 def write(url: str, messages: Sequence[MessageWrite], kind: Kind = "inventory") -> tuple[BatchResult, list[Any]]:
     refused: list[Any] = []
 
-    async def on_refused(m: MessageWrite, row: SinkRow, exc: Exception) -> None:
-        refused.append((m.position.offset, row.line.index, type(exc).__name__))
+    async def on_refused(m: MessageWrite, row: Accepted, exc: Exception) -> None:
+        refused.append((m.position.offset, row.index, type(exc).__name__))
 
     async def main() -> BatchResult:
         pool = make_pool(url)
@@ -162,9 +164,10 @@ def test_text_with_copys_special_characters_is_stored_as_sent(database_url: str)
         MessageWrite(
             Position("t.supply.prices.v1", 0, i, NOW),
             "s1",
-            keyed_rows("price", "s1", NOW, [line("O1", "rice", 1.0 / 3 + i, at + timedelta(seconds=i), key)]),
+            keyed_rows("price", [line("O1", "rice", 1.0 / 3 + i, at + timedelta(seconds=i), key)])[0],
             FeedCounts(),
             b"{}",
+            received_at=NOW,
         )
         for i, key in enumerate(odd)
     ]
@@ -210,7 +213,7 @@ def test_two_writers_of_one_partition_write_and_count_it_once(database_url: str)
         for pool in pools:
             await pool.open()
 
-        async def never(m: MessageWrite, row: SinkRow, exc: Exception) -> None:
+        async def never(m: MessageWrite, row: Accepted, exc: Exception) -> None:
             raise AssertionError(exc)
 
         try:

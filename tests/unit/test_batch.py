@@ -165,8 +165,8 @@ def test_inventory_lines_sharing_a_key_are_summed_in_order() -> None:
         line(3, "rice", 25.0, "RICE-5KG", 2.0),
         line(4, "oil", 2.0, sold=1.0),
     ]
-    rows = keyed_rows("inventory", "s1", AT, lines)
-    got = [(r.line.necessity, r.line.line_key, r.line.amount, r.line.sold_24h, r.lines, r.line.index) for r in rows]
+    rows, summed = keyed_rows("inventory", lines)
+    got = [(r.necessity, r.line_key, r.amount, r.sold_24h, summed.get(id(r), 1), r.index) for r in rows]
     assert got == [
         ("rice", "RICE-5KG", 75.0, 7.0, 2, 0),
         ("rice", "RICE-10KG", 100.0, None, 1, 1),
@@ -175,8 +175,8 @@ def test_inventory_lines_sharing_a_key_are_summed_in_order() -> None:
 
 
 def test_price_lines_are_never_summed() -> None:
-    rows = keyed_rows("price", "s1", AT, [line(0, "rice", 3.0), line(1, "rice", 3.5)])
-    assert [r.line.amount for r in rows] == [3.0, 3.5]
+    rows, summed = keyed_rows("price", [line(0, "rice", 3.0), line(1, "rice", 3.5)])
+    assert [r.amount for r in rows] == [3.0, 3.5] and summed == {}
 
 
 def test_written_covers_redeliveries_but_not_a_recreated_log() -> None:
