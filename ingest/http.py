@@ -28,7 +28,6 @@ Accepted means durably on Kafka (acks=all): the handler waits for the broker.
 from __future__ import annotations
 
 import asyncio
-import gc
 import gzip
 import logging
 import math
@@ -41,6 +40,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from psycopg_pool import AsyncConnectionPool
 
+from baogong import gc_policy
 from baogong.settings import Settings
 from ingest import rejections
 from ingest.answers import IngestAnswer, RejectionReport, SkuAnswer, responses
@@ -63,28 +63,6 @@ from schema.registry import Registry
 log = logging.getLogger(__name__)
 RETRY = {"Retry-After": "5"}
 CLOSE = {"Connection": "close"}
-
-
-def _tune_gc() -> None:
-    """Keep the cyclic garbage collector off the ingest path (`_collect_forever` runs it instead).
-
-    A 500-record request allocates tens of thousands of short-lived objects,
-    which set off collections every few hundred records; full ones walked
-    the long-lived registry and modules: ~13% of the API's CPU under load
-    (py-spy). Reference counting frees everything ingest allocates; only the
-    odd cycle (an exception's traceback) needs the collector, so what exists
-    at startup is frozen out of collections and the rest is collected every
-    2 s, off the request path, with memory bounded by 2 s of cycles.
-    """
-    gc.collect()
-    gc.freeze()
-    gc.disable()
-
-
-async def _collect_forever(every_s: float = 2.0) -> None:
-    while True:
-        await asyncio.sleep(every_s)
-        gc.collect()
 
 
 def create_app(settings: Settings, metrics: ApiMetrics | None = None) -> FastAPI:
@@ -122,8 +100,8 @@ def create_app(settings: Settings, metrics: ApiMetrics | None = None) -> FastAPI
         tally = FeedTally()
         intake = Intake(pool, registry, publisher, DeadLetterCap(settings.deadletter_per_minute), tally)
         holder["intake"] = intake
-        _tune_gc()
-        collector = asyncio.create_task(_collect_forever())
+        gc_policy.keep_off_hot_path()
+        collector = asyncio.create_task(gc_policy.collect_forever())
         purger = asyncio.create_task(_purge_forever(intake, outcomes, pool, settings))
         counter = asyncio.create_task(_write_feed_health_forever(tally, outcomes, pool))
         try:
@@ -133,7 +111,7 @@ def create_app(settings: Settings, metrics: ApiMetrics | None = None) -> FastAPI
                 task.cancel()
                 with suppress(asyncio.CancelledError):
                     await task
-            gc.enable()
+            gc_policy.back_to_automatic()
             await tally.flush(pool)
             await outcomes.flush(pool)
             await publisher.close()

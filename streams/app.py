@@ -17,7 +17,6 @@ log line instead of crashing or idling on topics it cannot see.
 from __future__ import annotations
 
 import asyncio
-import gc
 import logging
 import socket
 import time
@@ -26,6 +25,7 @@ from typing import Any
 
 import faust
 
+from baogong import gc_policy
 from baogong.settings import Settings
 from schema import topics
 from streams import metrics
@@ -34,23 +34,6 @@ from streams.state import WorkerState
 from streams.supply_consumer import membership
 
 log = logging.getLogger(__name__)
-
-#: The cyclic garbage collector's thresholds (CPython's defaults: 700, 10, 10). A report batch allocates hundreds
-#: of thousands of short-lived objects (lines, rows, tuples), none of them cyclic, which reference counting frees;
-#: at the defaults the collector ran every ~700 of them and took a fifth of the worker's time in the scale
-#: benchmark (tests/bench/scale.py, (c)). With these it runs every 100,000, the middle generation every 50 of
-#: those and the oldest every 100 of those; memory is unchanged, since nothing the batches leave is cyclic.
-GC_THRESHOLDS = (100_000, 50, 100)
-
-
-def tune_gc() -> None:
-    """Set GC_THRESHOLDS, and move everything the worker built at start (modules, Faust, the app) out of the
-    collector's sight (`gc.freeze`): a full collection then walks only what was allocated since, which took
-    another 8 % of the worker's time in (c)."""
-    gc.set_threshold(*GC_THRESHOLDS)
-    gc.collect()
-    gc.freeze()
-
 
 #: The topics a worker reads or writes.
 WORKER_TOPICS = (topics.INVENTORY, topics.PRICES, topics.DEADLETTER, topics.CIRCLE_LEVELS, topics.PRICE_LEVELS)
@@ -147,5 +130,5 @@ def create_app(settings: Settings) -> faust.App:
         await asyncio.gather(*(consumer.stop() for consumer in supply))  # write what they fetched, then leave
         await state.close()
 
-    tune_gc()
+    gc_policy.collect_rarely()  # baogong/gc_policy.py
     return app

@@ -163,7 +163,7 @@ def keyed_rows(kind: Kind, lines: Sequence[Accepted]) -> tuple[list[Accepted], d
             rows[key] = (ln, 1)
             continue
         first, count = got
-        sold = first.sold_24h if ln.sold_24h is None else (first.sold_24h or 0.0) + ln.sold_24h
+        sold = _add_sold(first.sold_24h, ln.sold_24h)
         summed = Accepted(
             first.index,
             first.outlet_id,
@@ -178,6 +178,11 @@ def keyed_rows(kind: Kind, lines: Sequence[Accepted]) -> tuple[list[Accepted], d
         )
         rows[key] = (summed, count + 1)
     return [row for row, _ in rows.values()], {id(row): count for row, count in rows.values() if count > 1}
+
+
+def _add_sold(total: float | None, sold: float | None) -> float | None:
+    """sold_24h of lines summed: a line without one adds nothing; None only when no line has one."""
+    return total if sold is None else (total or 0.0) + sold
 
 
 def row_key(kind: Kind, line: Accepted) -> tuple[Any, ...]:
@@ -321,11 +326,10 @@ class ReportSink:
             inventory = kind == "inventory"
             for m in kept:
                 for row in m.rows:
-                    ln = row
                     key = (
-                        (ln.outlet_id, ln.necessity, ln.reported_at, ln.line_key)
+                        (row.outlet_id, row.necessity, row.reported_at, row.line_key)
                         if inventory
-                        else (ln.outlet_id, ln.necessity, ln.reported_at)
+                        else (row.outlet_id, row.necessity, row.reported_at)
                     )  # row_key, inline: one call less per row
                     if refused_before and id(row) in refused_before:
                         refused.append(((m, row), refused_before[id(row)]))
@@ -442,8 +446,7 @@ def _newest(part: Sequence[Pair]) -> dict[str, Any]:
             newest[key] = [ln.reported_at, ln.amount, ln.sold_24h]
         elif ln.reported_at == got[0]:
             got[1] += ln.amount
-            if ln.sold_24h is not None:
-                got[2] = ln.sold_24h if got[2] is None else got[2] + ln.sold_24h
+            got[2] = _add_sold(got[2], ln.sold_24h)
     times: dict[datetime, str] = {}
     for at, _, _ in newest.values():
         if at not in times:

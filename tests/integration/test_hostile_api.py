@@ -215,7 +215,7 @@ def test_header_size_and_count_limits(hostile: Api) -> None:
 
 def test_slow_headers_and_slow_bodies_get_408(hostile: Api) -> None:
     partial = b"POST /v1/inventory HTTP/1.1\r\nHost: x\r\n"
-    in_time = raw(hostile, partial, b"Connection: close\r\nContent-Length: 0\r\n\r\n", pause_s=0.5)
+    in_time = raw(hostile, partial, b"Connection: close\r\nContent-Length: 0\r\n\r\n", pause_s=0.1)
     assert in_time.startswith(b"HTTP/1.1 401")  # headers completed in time: answered (no key)
     assert raw(hostile, partial).startswith(b"HTTP/1.1 408")  # never completed: cut off
     key = hostile.keys["s1"].key.encode()
