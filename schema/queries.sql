@@ -178,36 +178,34 @@ SET LOCAL jit = off;
 
 -- The direct path's stock (the sink's `_attempt`: every row of its COPY was new). For each (outlet, necessity)
 -- with the newest reported_at T of the rows just written and their sums (`quantities`, `solds`, the sink's):
--- * the stored stock is older than T, or there is none: no line at T was stored before (whoever stores a line
+-- * there is no stored stock, or it is older than T: no line at T was stored before (whoever stores a line
 --   moves its stock to at least that line's time in the same transaction, and stock never goes back), so the
 --   rows just written are all the lines at T and their sums are the stock: no lookup;
 -- * the stored stock is at T (a report split over messages or batches): the lines at T are re-summed from
 --   outlet_reports, the rows just written included, as upsert_stock_from_staging does;
 -- * it is newer than T: nothing changes (the ON CONFLICT's WHERE).
--- The re-sum's scalar subquery makes it a one-time filter per key, so the usual key costs one index lookup in
--- outlet_stock instead of one in outlet_reports (a third of the statement's time in the scale benchmark).
--- `earliest` and `latest` bound the keys' times: redundant for the result, they let the planner keep only the
--- partitions (or TimescaleDB chunks) of the batch's days instead of pruning them all again at each lookup.
+-- The usual key costs the conflict's own lookup of the stored row, where summing every key from outlet_reports
+-- cost one more index lookup each (half the statement's time in the scale benchmark). `earliest` and `latest`
+-- bound the keys' times: redundant for the result, they let the planner keep only the partitions (or
+-- TimescaleDB chunks) of the batch's days instead of pruning them all again at each lookup.
 -- name: upsert_stock_for_keys
-INSERT INTO outlet_stock (outlet_id, necessity, quantity, sold_24h, reported_at, updated_at)
-SELECT n.outlet_id, n.necessity, coalesce(s.quantity, n.quantity),
-       CASE WHEN s.quantity IS NULL THEN n.sold_24h ELSE s.sold_24h END, n.reported_at, now()
+INSERT INTO outlet_stock AS o (outlet_id, necessity, quantity, sold_24h, reported_at, updated_at)
+SELECT outlet_id, necessity, quantity, sold_24h, reported_at, now()
 FROM unnest(%(outlets)s::text[], %(necessities)s::text[], %(reported_ats)s::timestamptz[],
             %(quantities)s::float8[], %(solds)s::float8[])
     AS n(outlet_id, necessity, reported_at, quantity, sold_24h)
-CROSS JOIN LATERAL (
-    SELECT sum(r.quantity) AS quantity, sum(r.sold_24h) AS sold_24h
-    FROM outlet_reports r
-    WHERE (SELECT c.reported_at FROM outlet_stock c WHERE c.outlet_id = n.outlet_id AND c.necessity = n.necessity)
-            = n.reported_at
-      AND r.outlet_id = n.outlet_id AND r.necessity = n.necessity AND r.reported_at = n.reported_at
-      AND r.reported_at BETWEEN %(earliest)s AND %(latest)s
-) s
 ON CONFLICT (outlet_id, necessity) DO UPDATE
-SET quantity = EXCLUDED.quantity, sold_24h = EXCLUDED.sold_24h,
+SET (quantity, sold_24h) = (
+        SELECT CASE WHEN o.reported_at = EXCLUDED.reported_at THEN sum(r.quantity) ELSE EXCLUDED.quantity END,
+               CASE WHEN o.reported_at = EXCLUDED.reported_at THEN sum(r.sold_24h) ELSE EXCLUDED.sold_24h END
+        FROM outlet_reports r
+        WHERE o.reported_at = EXCLUDED.reported_at
+          AND r.outlet_id = EXCLUDED.outlet_id AND r.necessity = EXCLUDED.necessity
+          AND r.reported_at = EXCLUDED.reported_at AND r.reported_at BETWEEN %(earliest)s AND %(latest)s
+    ),
     reported_at = EXCLUDED.reported_at, updated_at = EXCLUDED.updated_at,
     written_xid = pg_current_xact_id()  -- named here, so the row trigger of 0021/0026 does not run
-WHERE outlet_stock.reported_at <= EXCLUDED.reported_at;
+WHERE o.reported_at <= EXCLUDED.reported_at;
 
 -- name: create_price_staging
 CREATE TEMP TABLE IF NOT EXISTS price_staging (
