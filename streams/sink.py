@@ -204,6 +204,52 @@ def _is_refusal(exc: Exception) -> bool:
 Pair = tuple[MessageWrite, Accepted]
 
 
+def _sort_rows(
+    kind: Kind, messages: Sequence[MessageWrite], refused_before: Mapping[int, Exception]
+) -> tuple[list[Pair], list[Pair], list[tuple[Pair, Exception]]]:
+    """The rows of `messages`, in order: (to write, repeats of a key earlier in the batch, refused before).
+
+    The usual inventory batch needs no look at each row's key: when every message is one report (its rows
+    share outlet and time) and no two messages share an outlet and time, no two rows share a key, since
+    `keyed_rows` made a message's own keys distinct. Otherwise each row's key (`row_key`) is checked.
+    """
+    if kind == "inventory" and not refused_before and _distinct_reports(messages):
+        return [(m, row) for m in messages for row in m.rows], [], []
+    pending: list[Pair] = []
+    repeats: list[Pair] = []
+    refused: list[tuple[Pair, Exception]] = []
+    seen: set[tuple[Any, ...]] = set()
+    for m in messages:
+        for row in m.rows:
+            if refused_before and id(row) in refused_before:
+                refused.append(((m, row), refused_before[id(row)]))
+                continue
+            key = row_key(kind, row)
+            if key in seen:
+                repeats.append((m, row))  # the same key earlier in this batch: the first wins
+            else:
+                seen.add(key)
+                pending.append((m, row))
+    return pending, repeats, refused
+
+
+def _distinct_reports(messages: Sequence[MessageWrite]) -> bool:
+    """Whether each message's rows share one outlet and time (the very objects, as validation makes them)
+    and no two messages share an outlet and time."""
+    seen: set[tuple[str, datetime]] = set()
+    for m in messages:
+        if not m.rows:
+            continue
+        outlet, at = m.rows[0].outlet_id, m.rows[0].reported_at
+        for row in m.rows:
+            if row.outlet_id is not outlet or row.reported_at is not at:
+                return False
+        if (outlet, at) in seen:
+            return False
+        seen.add((outlet, at))
+    return True
+
+
 class ReportSink:
     def __init__(
         self,
@@ -319,25 +365,7 @@ class ReportSink:
             if not kept:
                 return result
 
-            pending: list[Pair] = []
-            repeats: list[Pair] = []
-            refused: list[tuple[Pair, Exception]] = []
-            seen: set[tuple[Any, ...]] = set()
-            inventory = kind == "inventory"
-            for m in kept:
-                for row in m.rows:
-                    key = (
-                        (row.outlet_id, row.necessity, row.reported_at, row.line_key)
-                        if inventory
-                        else (row.outlet_id, row.necessity, row.reported_at)
-                    )  # row_key, inline: one call less per row
-                    if refused_before and id(row) in refused_before:
-                        refused.append(((m, row), refused_before[id(row)]))
-                    elif key in seen:
-                        repeats.append((m, row))  # the same key earlier in this batch: the first wins
-                    else:
-                        seen.add(key)
-                        pending.append((m, row))
+            pending, repeats, refused = _sort_rows(kind, kept, refused_before)
 
             await cur.execute(QUERIES["sink_settings"])
 
@@ -439,14 +467,34 @@ def _newest(part: Sequence[Pair]) -> dict[str, Any]:
     As array literals (text), which cost a join where psycopg's list dumper formats every element.
     """
     newest: dict[tuple[str, str], list[Any]] = {}  # (outlet, necessity) -> [reported_at, quantity, sold_24h]
+
+    def merge(outlet: str, at: datetime, sums: dict[str, list[Any]]) -> None:
+        for necessity, (quantity, sold) in sums.items():
+            got = newest.get((outlet, necessity))
+            if got is None or at > got[0]:
+                newest[(outlet, necessity)] = [at, quantity, sold]
+            elif at == got[0]:
+                got[1] += quantity
+                got[2] = _add_sold(got[2], sold)
+
+    # Rows come in runs of one report (one outlet and time, the very objects): summed by necessity within
+    # a run, then merged, which costs a tuple and a time comparison per necessity of a report, not per row.
+    run: dict[str, list[Any]] = {}
+    outlet: str | None = None
+    at: Any = None
     for _, ln in part:
-        key = (ln.outlet_id, ln.necessity)
-        got = newest.get(key)
-        if got is None or ln.reported_at > got[0]:
-            newest[key] = [ln.reported_at, ln.amount, ln.sold_24h]
-        elif ln.reported_at == got[0]:
-            got[1] += ln.amount
-            got[2] = _add_sold(got[2], ln.sold_24h)
+        if ln.outlet_id is not outlet or ln.reported_at is not at:
+            if outlet is not None:
+                merge(outlet, at, run)
+            run, outlet, at = {}, ln.outlet_id, ln.reported_at
+        got = run.get(ln.necessity)
+        if got is None:
+            run[ln.necessity] = [ln.amount, ln.sold_24h]
+        else:
+            got[0] += ln.amount
+            got[1] = _add_sold(got[1], ln.sold_24h)
+    if outlet is not None:
+        merge(outlet, at, run)
     times: dict[datetime, str] = {}
     for at, _, _ in newest.values():
         if at not in times:

@@ -11,7 +11,7 @@ import pytest
 
 from schema.contract import Accepted
 from streams.batch import EXIT_CANCELLED, EXIT_UNEXPECTED, PoisonFlood, PoisonLimit, describe, isolate, settle
-from streams.sink import RECREATED_AFTER, Position, Written, keyed_rows
+from streams.sink import RECREATED_AFTER, MessageWrite, Position, Written, _sort_rows, keyed_rows, row_key
 
 
 class Outage(Exception):
@@ -189,3 +189,42 @@ def test_written_covers_redeliveries_but_not_a_recreated_log() -> None:
     assert not w.covers(Position("t", 0, 10, last))  # not written yet
     assert not w.covers(Position("t", 0, 3, last + RECREATED_AFTER + timedelta(seconds=1)))  # a new log
     assert not Written().covers(Position("t", 0, 0, last))
+
+
+def _report(offset: int, outlet: str, at: datetime, keys: Sequence[str]) -> MessageWrite:
+    lines = [Accepted(i, outlet, "rice", 1.0 + i, "kg", at, None, k, at.timestamp(), k) for i, k in enumerate(keys)]
+    rows, summed = keyed_rows("inventory", lines)
+    return MessageWrite(Position("t", 0, offset), "s1", rows, received_at=AT, summed=summed)
+
+
+def _first_wins(messages: Sequence[MessageWrite]) -> tuple[list[int], list[int]]:
+    """Offsets of the rows to write and of the repeats, by each row's key, the first of a key winning."""
+    seen: set[tuple[object, ...]] = set()
+    pending, repeats = [], []
+    for m in messages:
+        for row in m.rows:
+            key = row_key("inventory", row)
+            (repeats if key in seen else pending).append(m.position.offset)
+            seen.add(key)
+    return pending, repeats
+
+
+def test_the_usual_batchs_shortcut_sorts_rows_as_the_check_of_every_key_does() -> None:
+    later = AT + timedelta(seconds=1)
+    batches = {
+        "one report each, no two alike (the shortcut)": [_report(0, "O1", AT, "ab"), _report(1, "O2", AT, "ab")],
+        "a report continued in a second message": [_report(0, "O1", AT, "ab"), _report(1, "O1", AT, "bc")],
+        "the same outlet at two times": [_report(0, "O1", AT, "ab"), _report(1, "O1", later, "ab")],
+    }
+    mixed = _report(2, "O3", AT, "a")
+    mixed.rows.append(_report(2, "O1", AT, "a").rows[0])  # one message, two reports; its second row a repeat
+    batches["a message of two reports"] = [_report(0, "O1", AT, "ab"), mixed]
+    for name, messages in batches.items():
+        pending, repeats, refused = _sort_rows("inventory", messages, {})
+        got = ([m.position.offset for m, _ in pending], [m.position.offset for m, _ in repeats])
+        assert got == _first_wins(messages) and refused == [], name
+    messages = batches["one report each, no two alike (the shortcut)"]
+    refusal = ValueError("refused before")
+    pending, repeats, refused = _sort_rows("inventory", messages, {id(messages[1].rows[0]): refusal})
+    assert [r.line_key for _, r in pending] == ["a", "b", "b"] and repeats == []
+    assert [(m.position.offset, r.line_key, e) for (m, r), e in refused] == [(1, "a", refusal)]
