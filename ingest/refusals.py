@@ -25,9 +25,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from prometheus_client import CollectorRegistry, Counter, PlatformCollector, ProcessCollector, start_http_server
+from prometheus_client import CollectorRegistry, Counter, start_http_server
 from psycopg_pool import AsyncConnectionPool
 
+from baogong.prometheus import process_registry
 from schema.db import SCHEMA_DIR, DatabaseError, load_queries, transaction
 
 log = logging.getLogger(__name__)
@@ -45,11 +46,7 @@ class ApiMetrics:
     @classmethod
     def create(cls, registry: CollectorRegistry | None = None) -> ApiMetrics:
         """The catalogue on `registry` (a new one, with process metrics, by default)."""
-        if registry is None:
-            registry = CollectorRegistry()
-            ProcessCollector(registry=registry)
-            PlatformCollector(registry=registry)
-        r = registry
+        r = registry if registry is not None else process_registry()
         return cls(
             registry=r,
             requests=Counter(

@@ -41,10 +41,10 @@ from prometheus_client import (
     Counter,
     Gauge,
     Histogram,
-    PlatformCollector,
-    ProcessCollector,
     generate_latest,
 )
+
+from baogong.prometheus import process_registry
 
 if TYPE_CHECKING:
     import faust
@@ -69,11 +69,7 @@ class WorkerMetrics:
     @classmethod
     def create(cls, registry: CollectorRegistry | None = None) -> WorkerMetrics:
         """The catalogue on `registry` (a new one, with process metrics, by default)."""
-        if registry is None:
-            registry = CollectorRegistry()
-            ProcessCollector(registry=registry)
-            PlatformCollector(registry=registry)
-        r = registry
+        r = registry if registry is not None else process_registry()
         return cls(
             registry=r,
             reports_processed=Counter(
