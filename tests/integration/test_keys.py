@@ -60,7 +60,12 @@ def active(url: str, issued: IssuedKey) -> bool:
 
 
 def secret_of(issued: IssuedKey) -> str:
-    return issued.key.rsplit("_", 1)[1]
+    return _secret(issued.key)
+
+
+def _secret(key: str) -> str:
+    """The secret part of `bg_<prefix>_<secret>`, whole: the secret may itself hold "_" (URL-safe base64)."""
+    return key.split("_", 2)[2]
 
 
 # ---------------------------------------------------------------- library
@@ -213,7 +218,7 @@ def test_cli_create_prints_the_key_once_and_how_to_use_it(url: str, capsys: pyte
     assert run(url, "list") == 0
     out, err = capsys.readouterr()
     assert info.prefix in out and "s1" in out and "active" in out
-    assert key not in out + err and key.rsplit("_", 1)[1] not in out + err and hash_key(key) not in out + err
+    assert key not in out + err and _secret(key) not in out + err and hash_key(key) not in out + err
 
 
 def test_cli_rotate_default_grace_then_revoke_by_key(url: str, capsys: pytest.CaptureFixture[str]) -> None:
