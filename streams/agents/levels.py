@@ -98,9 +98,8 @@ def register(app: faust.App, sink: faust.TopicT, state: WorkerState, partitions:
         nonlocal measured
         await state.ready()
         started = time.monotonic()
-        now = datetime.now(UTC)
         try:
-            parts = await _measure_lag(partitions, state, offsets, supply, tracker, now)
+            parts = await _measure_lag(partitions, state, offsets, supply, tracker, datetime.now(UTC))
         except Exception as exc:  # the lag is best effort: never a reason to skip levels
             parts = None
             if measured:
@@ -113,6 +112,11 @@ def register(app: faust.App, sink: faust.TopicT, state: WorkerState, partitions:
         last_lag[0] = lag
         try:
             async with computing:
+                # The pass's time is taken here, inside the lock, as a live pass takes its own: a live pass that
+                # stored while this one measured the lag stored a later time, and the latest table keeps the
+                # later of two levels, so a pass timed before the lag would read the new stock (which then no
+                # live pass reads again) and have its levels discarded: they waited for the next full pass.
+                now = datetime.now(UTC)
                 levels = await refresh_levels(state.pool, now, lag=lag, demand=demand, state=levels_state)
             await _heartbeat(state, now, lag, worker)
         except DatabaseError as exc:
